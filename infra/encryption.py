@@ -1,0 +1,80 @@
+"""One customer-managed KMS key per stack for data at rest (database, cache, secrets, alert topic).
+
+One key rather than one per layer: each key costs $1/month and the layers share one blast radius
+(the stack) anyway. The key policy lets the services that encrypt on our behalf use it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass
+class EncryptionArgs:
+    name_prefix: str
+    region: str
+    tags: dict[str, str]
+
+
+class Encryption(pulumi.ComponentResource):
+    key_arn: pulumi.Output[str]
+    key_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("refarch:encryption:Encryption", name, None, opts)
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
+        policy = account.apply(lambda acct: json.dumps(_key_policy(acct, args.region)))
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description=f"{args.name_prefix}: data at rest",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=policy,
+            tags={**args.tags, "Name": f"{args.name_prefix}-data"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.kms.Alias(
+            f"{name}-alias",
+            name=f"alias/{args.name_prefix}-data",
+            target_key_id=self.key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.key_arn = self.key.arn
+        self.key_id = self.key.key_id
+        self.register_outputs({"key_arn": self.key_arn})
+
+
+def _key_policy(account: str, region: str) -> dict:
+    root = f"arn:aws:iam::{account}:root"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {  # IAM policies in this account decide who else may use the key.
+                "Sid": "AccountAdministers",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchLogsEncrypts",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                "Resource": "*",
+                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:*"}},
+            },
+            {  # Alarms publish to the encrypted alert topic.
+                "Sid": "CloudWatchAlarmsPublish",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+            },
+        ],
+    }

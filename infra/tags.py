@@ -1,0 +1,16 @@
+"""The tags every taggable resource carries, so cost and ownership reports can group by them."""
+
+from __future__ import annotations
+
+
+def base_tags(project: str, stack: str, environment: str) -> dict[str, str]:
+    return {
+        "project": project,
+        "stack": stack,
+        "environment": environment,
+        "managed-by": "pulumi",
+    }
+
+
+def with_name(tags: dict[str, str], name: str) -> dict[str, str]:
+    return {**tags, "Name": name}

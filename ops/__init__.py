@@ -1,0 +1,1 @@
+"""What the Invoke tasks do: synth, delivery, review. `tasks.py` only parses and delegates."""

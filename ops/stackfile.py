@@ -1,0 +1,50 @@
+"""Reads `stacks/Pulumi.<stack>.yaml` into the typed config; every problem listed, nothing run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from infra.config import ConfigError, StackConfig, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = ROOT / "stacks"
+
+
+def stack_path(stack: str) -> Path:
+    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def known_stacks() -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def read_values(stack: str, path: Path | None = None) -> dict[str, object]:
+    """The raw `config:` map of a stack file (namespaced keys, decoded YAML values)."""
+    path = path or stack_path(stack)
+    source = _display(path)
+    if not path.is_file():
+        known = ", ".join(known_stacks()) or "none"
+        raise ConfigError([f"{source}: no such stack file (known stacks: {known})"])
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{source}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise ConfigError([f"{source}: config: expected a mapping of `<namespace>:<key>: value`"])
+    return dict(document.get("config") or {})
+
+
+def load(stack: str, path: Path | None = None) -> StackConfig:
+    path = path or stack_path(stack)
+    return parse(read_values(stack, path), stack, _display(path))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
