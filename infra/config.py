@@ -146,6 +146,8 @@ class HealthCheck(Strict):
     # Seconds the ALB keeps draining a deregistered task: AWS's default is 300.
     deregistration_delay: Annotated[int, Field(ge=0, le=3600)] = 15
     grace_period: Annotated[int, Field(ge=0, le=3600)] = 30
+    # Container-level check (ECS does not read the image's HEALTHCHECK); None: the ALB check only.
+    command: list[str] | None = None
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> HealthCheck:
@@ -173,6 +175,8 @@ class ServiceConfig(Strict):
     max_count: Annotated[int, Field(ge=1, le=1000)] = 10
     health_check: HealthCheck = HealthCheck()
     routes: Annotated[list[Route], Field(min_length=1)] = [Route()]
+    # Path the deploy smoke check GETs through the gateway (expects < 400); default: first route's prefix.
+    smoke_path: str | None = None
     environment: dict[str, str] = {}
     # Env var name -> Secrets Manager secret ARN (optionally ":json-key::" suffixed).
     secrets: dict[str, str] = {}
@@ -209,6 +213,10 @@ class ServiceConfig(Strict):
             if not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:", ref):
                 raise ValueError(f"{key}: {ref!r} is not a Secrets Manager secret ARN")
         return value
+
+    @property
+    def smoke_url_path(self) -> str:
+        return self.smoke_path or self.routes[0].prefix() or "/"
 
     @model_validator(mode="after")
     def _checks(self) -> ServiceConfig:

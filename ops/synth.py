@@ -59,6 +59,20 @@ def redact(value: Any) -> Any:
 def run(config: StackConfig, stack: str, project: str = PROJECT,
         build: Callable[[StackConfig], None] | None = None) -> Synth:
     """Run the program (or `build`, a part of it) for one validated config; record every registration."""
+
+    def program() -> None:
+        if build is None:
+            from infra.program import build as build_all
+
+            build_all(config)
+        else:
+            build(config)
+
+    return record(program, project=project, stack=stack, region=config.region)
+
+
+def record(program: Callable[[], None], *, project: str, stack: str, region: str) -> Synth:
+    """Run any Pulumi program function under the AWS-like mocks and record every registration."""
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import rpc, settings
@@ -99,16 +113,12 @@ def run(config: StackConfig, stack: str, project: str = PROJECT,
     try:
         settings.reset_options(project=project, stack=stack, preview=False)
         pulumi.runtime.set_all_config({})
-        mocks = AwsLikeMocks(region=config.region)
+        mocks = AwsLikeMocks(region=region)
         pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False,
                                monitor=RecordingMonitor(mocks))
 
         def program_fn():
-            if build is None:
-                from infra.program import build as build_all
-                build_all(config)
-            else:
-                build(config)
+            program()
             root = settings.get_root_resource()
             return pulumi.Output.from_input(root.outputs).apply(_keep(result))
 
@@ -132,3 +142,45 @@ def synth_stack(stack: str) -> Synth:
     from ops import stackfile
 
     return run(stackfile.load(stack), stack)
+
+
+def layer_of(synth: Synth, resource: dict[str, Any]) -> str:
+    """The architecture layer a resource belongs to: its outermost `refarch:<layer>:*` ancestor."""
+    by_urn = {r["urn"]: r for r in synth.resources}
+    layer, node = "stack", resource
+    while node is not None:
+        if node["type"].startswith(f"{PROJECT}:"):
+            layer = node["type"].split(":")[1]
+        node = by_urn.get(node["parent"] or "")
+    return layer
+
+
+def command(stack: str, out: str | None) -> Synth:
+    """`invoke synth`: synth a stack file, print resources per layer and type, write the JSON."""
+    import json
+    import time
+    from collections import Counter
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from ops.console import err, out as stdout
+
+    started = time.perf_counter()
+    result = synth_stack(stack)
+    elapsed = time.perf_counter() - started
+    counts = Counter((layer_of(result, r), r["type"]) for r in result.resources if not r["type"].startswith(f"{PROJECT}:"))
+    table = Table(title=f"{result.project}/{stack}: {sum(counts.values())} resources in {elapsed:.2f} s")
+    table.add_column("layer")
+    table.add_column("type")
+    table.add_column("count", justify="right")
+    for (layer, typ), n in sorted(counts.items()):
+        table.add_row(layer, typ, str(n))
+    (err if out is None else stdout).print(table)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        err.print(f"wrote {out}")
+    else:
+        stdout.print_json(json.dumps(result.to_json(), sort_keys=True))
+    return result
