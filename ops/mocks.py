@@ -117,7 +117,8 @@ def _computed(type_token: str, name: str, region: str, inputs: dict, arn: str | 
         return {"arnSuffix": suffix, "dnsName": f"{short[:32]}-{int(_hex(name, 8), 16)}.{region}.elb.amazonaws.com",
                 "zoneId": "Z35SXDOTRQ7X7K"}
     if type_token == "aws:lb/targetGroup:TargetGroup":
-        return {"arnSuffix": suffix}
+        # AWS keeps the resource type in a target group's suffix: targetgroup/<name>/<id>.
+        return {"arnSuffix": arn.split(":", 5)[-1] if arn else ""}
     if type_token == "aws:ecr/repository:Repository":
         return {"repositoryUrl": f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{short}", "registryId": ACCOUNT}
     if type_token == "aws:rds/instance:Instance":
@@ -155,6 +156,8 @@ def _computed(type_token: str, name: str, region: str, inputs: dict, arn: str | 
         bucket = inputs.get("bucket") or f"{name}-{_hex(name, 7)}"
         return {"bucket": bucket, "bucketDomainName": f"{bucket}.s3.amazonaws.com",
                 "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com"}
+    if type_token == "aws:route53/record:Record":
+        return {"fqdn": str(inputs.get("name", name)).rstrip(".")}
     if type_token == "aws:wafv2/webAcl:WebAcl":
         return {"capacity": 700}
     if type_token == "random:index/randomPassword:RandomPassword":

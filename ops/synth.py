@@ -127,7 +127,8 @@ def record(program: Callable[[], None], *, project: str, stack: str, region: str
         settings.reset_options()
         asyncio.set_event_loop(None)
         loop.close()
-    result.resources = registered
+    # Registration order depends on how outputs resolve; URN order makes two synths identical.
+    result.resources = sorted(registered, key=lambda r: r["urn"])
     return result
 
 

@@ -1,0 +1,394 @@
+"""The gateway layer: the internet-facing ALB, its TLS, WAF and access logs.
+
+Services attach their listener rules to `listener_arn` and add their own egress rule on the ALB's
+security group; this layer owns only what every service shares.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import GatewayConfig
+
+ANYWHERE = "0.0.0.0/0"
+# TLS 1.3 with 1.2 as the floor: AWS's recommended policy, no CBC or SHA-1 suites.
+SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+ACCESS_LOG_DAYS = 90
+# Lower priorities are evaluated first: the cheap rate limit and reputation list before the
+# rule sets that inspect request contents.
+MANAGED_RULE_GROUPS = (
+    ("AWSManagedRulesAmazonIpReputationList", 10),
+    ("AWSManagedRulesCommonRuleSet", 20),
+    ("AWSManagedRulesKnownBadInputsRuleSet", 30),
+)
+RATE_LIMIT_PRIORITY = 0
+ALB_NAME_MAX = 32
+BUCKET_NAME_MAX = 63
+
+
+@dataclass
+class GatewayArgs:
+    config: GatewayConfig
+    name_prefix: str
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    tags: dict[str, str]
+
+
+class Gateway(pulumi.ComponentResource):
+    security_group_id: pulumi.Output[str]
+    listener_arn: pulumi.Output[str]
+    load_balancer_arn: pulumi.Output[str]
+    arn_suffix: pulumi.Output[str]
+    dns_name: pulumi.Output[str]
+    zone_id: pulumi.Output[str]
+    url: pulumi.Output[str]
+    web_acl_arn: pulumi.Output[str] | None
+
+    def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("refarch:gateway:Gateway", name, None, opts)
+        self._base, self._args = name, args
+        cfg, prefix = args.config, args.name_prefix
+        child = pulumi.ResourceOptions(parent=self)
+        alb_name = f"{prefix}-alb"
+        if len(alb_name) > ALB_NAME_MAX:
+            raise ValueError(f"gateway: load balancer name {alb_name!r} exceeds {ALB_NAME_MAX} characters")
+
+        # No inline rules, and no egress at all: the provider removes AWS's default allow-all
+        # egress on create, and each service opens exactly ALB -> its own port.
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-alb-sg",
+            name=f"{prefix}-alb",
+            description="ALB: HTTP(S) from the internet; egress only to services, added by each",
+            vpc_id=args.vpc_id,
+            tags=self._tags(f"{prefix}-alb"),
+            opts=child,
+        )
+        # Port 80 stays open with TLS too: it only answers with a redirect to HTTPS.
+        for port in (80, 443) if cfg.tls else (80,):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-in-{port}",
+                security_group_id=sg.id,
+                description=f"internet to the ALB on {port}",
+                cidr_ipv4=ANYWHERE,
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                tags=self._tags(f"{prefix}-alb-in-{port}"),
+                opts=child,
+            )
+
+        access_logs = None
+        depends: list[pulumi.Resource] = []
+        if cfg.access_logs:
+            bucket, policy = self._access_log_bucket()
+            access_logs = aws.lb.LoadBalancerAccessLogsArgs(bucket=bucket.bucket, enabled=True)
+            # ELB test-writes to the bucket when logging is switched on: the policy must exist first.
+            depends.append(policy)
+
+        self.alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            name=alb_name,
+            load_balancer_type="application",
+            internal=False,
+            ip_address_type="ipv4",
+            security_groups=[sg.id],
+            subnets=list(args.public_subnet_ids),
+            # Requests with malformed headers are a request-smuggling vector; drop them at the edge.
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=cfg.deletion_protection,
+            idle_timeout=cfg.idle_timeout,
+            access_logs=access_logs,
+            tags=self._tags(alb_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+
+        certificate_arn = self._certificate()
+        if certificate_arn is not None:
+            https = aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=self.alb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=SSL_POLICY,
+                certificate_arn=certificate_arn,
+                default_actions=[_not_found()],
+                tags=self._tags(f"{prefix}-https"),
+                opts=child,
+            )
+            aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.alb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[aws.lb.ListenerDefaultActionArgs(
+                    type="redirect",
+                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                        protocol="HTTPS", port="443", status_code="HTTP_301",
+                    ),
+                )],
+                tags=self._tags(f"{prefix}-http"),
+                opts=child,
+            )
+            self.listener_arn = https.arn
+        else:
+            # No TLS (dev only; the config refuses it for prod): services route on plain HTTP.
+            http = aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.alb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[_not_found()],
+                tags=self._tags(f"{prefix}-http"),
+                opts=child,
+            )
+            self.listener_arn = http.arn
+
+        if cfg.domain and cfg.hosted_zone_id:
+            aws.route53.Record(
+                f"{name}-alias",
+                zone_id=cfg.hosted_zone_id,
+                name=cfg.domain,
+                type="A",
+                aliases=[aws.route53.RecordAliasArgs(
+                    name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=True,
+                )],
+                opts=child,
+            )
+
+        self.web_acl_arn = self._waf() if cfg.waf else None
+
+        self.security_group_id = sg.id
+        self.load_balancer_arn = self.alb.arn
+        self.arn_suffix = self.alb.arn_suffix
+        self.dns_name = self.alb.dns_name
+        self.zone_id = self.alb.zone_id
+        if cfg.domain:
+            self.url = pulumi.Output.from_input(f"https://{cfg.domain}")
+        else:
+            self.url = pulumi.Output.concat("https://" if cfg.tls else "http://", self.alb.dns_name)
+
+        self.register_outputs({
+            "security_group_id": self.security_group_id,
+            "listener_arn": self.listener_arn,
+            "load_balancer_arn": self.load_balancer_arn,
+            "url": self.url,
+        })
+
+    def _tags(self, name: str) -> dict[str, str]:
+        return {**self._args.tags, "Name": name}
+
+    def _certificate(self) -> pulumi.Input[str] | None:
+        """The HTTPS listener's certificate: the configured one, or one issued for `domain`."""
+        cfg = self._args.config
+        if cfg.certificate_arn:
+            return cfg.certificate_arn
+        if not cfg.domain:
+            return None
+        # The config guarantees a hosted zone when a domain comes without a certificate.
+        assert cfg.hosted_zone_id is not None
+        child = pulumi.ResourceOptions(parent=self)
+        cert = aws.acm.Certificate(
+            f"{self._base}-cert",
+            domain_name=cfg.domain,
+            validation_method="DNS",
+            tags=self._tags(cfg.domain),
+            opts=child,
+        )
+        # One domain, no SANs: exactly one validation record.
+        option = cert.domain_validation_options[0]
+        record = aws.route53.Record(
+            f"{self._base}-cert-validation",
+            zone_id=cfg.hosted_zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=60,
+            # The same CNAME may exist from an earlier certificate for the domain.
+            allow_overwrite=True,
+            opts=child,
+        )
+        # Waits until ACM has issued the certificate, so the listener never gets a pending one.
+        validation = aws.acm.CertificateValidation(
+            f"{self._base}-cert-validated",
+            certificate_arn=cert.arn,
+            validation_record_fqdns=[record.fqdn],
+            opts=child,
+        )
+        return validation.certificate_arn
+
+    def _access_log_bucket(self) -> tuple[aws.s3.Bucket, aws.s3.BucketPolicy]:
+        cfg, prefix, name = self._args.config, self._args.name_prefix, self._base
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
+        # Bucket names are global: the account and region make this one unique without a random suffix.
+        bucket_name = pulumi.Output.all(account, region).apply(lambda v: _bucket_name(prefix, *v))
+        bucket = aws.s3.Bucket(
+            f"{name}-access-logs",
+            bucket=bucket_name,
+            # A deletion-protected gateway keeps its logs; otherwise the stack can be torn down whole.
+            force_destroy=not cfg.deletion_protection,
+            tags=self._tags(f"{prefix}-alb-logs"),
+            opts=child,
+        )
+        public_block = aws.s3.BucketPublicAccessBlock(
+            f"{name}-access-logs-private",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        # ACLs off: every object belongs to the bucket owner whoever wrote it (ELB supports this).
+        aws.s3.BucketOwnershipControls(
+            f"{name}-access-logs-owner",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        # ALB access logs support only SSE-S3 (AES256): with SSE-KMS the ALB cannot write them.
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-access-logs-sse",
+            bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                    sse_algorithm="AES256",
+                ),
+            )],
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-access-logs-expiry",
+            bucket=bucket.id,
+            rules=[aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="expire-access-logs",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=ACCESS_LOG_DAYS),
+                abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                    days_after_initiation=1,
+                ),
+            )],
+            opts=child,
+        )
+        elb_account = aws.elb.get_service_account_output(opts=invoke).arn
+        document = pulumi.Output.all(bucket.arn, account, elb_account).apply(
+            lambda v: json.dumps(_access_log_policy(*v))
+        )
+        # S3 rejects concurrent policy and public-access-block updates on one bucket: serialise them.
+        policy = aws.s3.BucketPolicy(
+            f"{name}-access-logs-policy",
+            bucket=bucket.id,
+            policy=document,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]),
+        )
+        return bucket, policy
+
+    def _waf(self) -> pulumi.Output[str]:
+        cfg, prefix, name = self._args.config, self._args.name_prefix, self._base
+        rules = [aws.wafv2.WebAclRuleArgs(
+            name="rate-limit-per-ip",
+            priority=RATE_LIMIT_PRIORITY,
+            action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                    limit=cfg.waf_rate_limit, aggregate_key_type="IP", evaluation_window_sec=300,
+                ),
+            ),
+            visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-rate-limit")),
+        )]
+        for group, priority in MANAGED_RULE_GROUPS:
+            rules.append(aws.wafv2.WebAclRuleArgs(
+                name=group,
+                priority=priority,
+                # none: keep the group's own block actions (count would only observe).
+                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
+                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs(),
+                ),
+                statement=aws.wafv2.WebAclRuleStatementArgs(
+                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                        name=group, vendor_name="AWS",
+                    ),
+                ),
+                visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-{group}")),
+            ))
+        acl = aws.wafv2.WebAcl(
+            f"{name}-waf",
+            name=f"{prefix}-web-acl",
+            description=f"{prefix}: managed rule groups and a per-IP rate limit in front of the ALB",
+            scope="REGIONAL",
+            default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
+            rules=rules,
+            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**_visibility(f"{prefix}-web-acl")),
+            tags=self._tags(f"{prefix}-web-acl"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.wafv2.WebAclAssociation(
+            f"{name}-waf-alb",
+            resource_arn=self.alb.arn,
+            web_acl_arn=acl.arn,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return acl.arn
+
+
+def _not_found() -> aws.lb.ListenerDefaultActionArgs:
+    # Anything no service claims gets a plain 404 from the ALB, never some service's catch-all.
+    return aws.lb.ListenerDefaultActionArgs(
+        type="fixed-response",
+        fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+            content_type="text/plain", message_body="Not Found", status_code="404",
+        ),
+    )
+
+
+def _visibility(metric: str) -> dict[str, Any]:
+    # Metrics and sampled requests on: a blocked customer can be explained from the console.
+    return {"cloudwatch_metrics_enabled": True, "metric_name": metric, "sampled_requests_enabled": True}
+
+
+def _bucket_name(prefix: str, account: str, region: str) -> str:
+    name = f"{prefix}-alb-logs-{account}-{region}"
+    if len(name) > BUCKET_NAME_MAX:
+        raise ValueError(f"gateway: access log bucket name {name!r} exceeds {BUCKET_NAME_MAX} characters")
+    return name
+
+
+def _access_log_policy(bucket_arn: str, account: str, elb_account_arn: str) -> dict:
+    logs = f"{bucket_arn}/AWSLogs/{account}/*"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {  # Regions older than August 2022 deliver as the region's ELB account...
+                "Sid": "ElbAccountDelivers",
+                "Effect": "Allow",
+                "Principal": {"AWS": elb_account_arn},
+                "Action": "s3:PutObject",
+                "Resource": logs,
+            },
+            {  # ...newer ones as the log delivery service principal.
+                "Sid": "ElbServiceDelivers",
+                "Effect": "Allow",
+                "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                "Action": "s3:PutObject",
+                "Resource": logs,
+            },
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }
