@@ -244,7 +244,8 @@ class ServiceConfig(Strict):
 
 
 class DatabaseConfig(Strict):
-    engine_version: Annotated[str, Field(pattern=r"^\d{2}\.\d+$")] = "16.4"
+    # A major version alone lets RDS apply minor upgrades without the next `up` reverting them.
+    engine_version: Annotated[str, Field(pattern=r"^\d{2}(\.\d+)?$")] = "16"
     instance_class: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t4g.medium"
     allocated_storage: Annotated[int, Field(ge=20, le=65536)] = 50
     max_allocated_storage: Annotated[int, Field(ge=20, le=65536)] = 200

@@ -64,6 +64,7 @@ def build(config: cfg.StackConfig | None = None) -> None:
         vpc_id=network.vpc_id,
         isolated_subnet_ids=network.isolated_subnet_ids,
         kms_key_arn=encryption.key_arn,
+        log_retention_days=config.monitoring.log_retention_days,
         protect=prod,
         tags=tags,
     ))
