@@ -309,6 +309,9 @@ class UsageConfig(Strict):
     log_gb_per_month: Annotated[float, Field(ge=0)] = 10
     nat_gb_per_month: Annotated[float, Field(ge=0)] = 50
     backup_gb_beyond_free: Annotated[float, Field(ge=0)] = 0
+    # Credit CloudWatch's always-free tier (3 dashboards, 10 alarm metrics, 5 GB logs): only true
+    # when the stack has its AWS account to itself, since the tier is per account.
+    cloudwatch_free_tier: bool = False
 
 
 class StackConfig(Strict):
