@@ -44,14 +44,196 @@ def synth(c, stack, out=None):
 
 # --- delivery (issue 3: ops/delivery/) ----------------------------------------------------------
 # DELIVERY-TASKS-BEGIN
+_STACK = "stack name (stacks/Pulumi.<stack>.yaml)"
+_DRY = "print every command and call that would change something; change nothing"
+
+
+@task(help={"stack": _STACK, "service": "build only this service", "push": "push the image to ECR",
+            "allow_dirty": "build from uncommitted changes (tagged <sha>-dirty-<time>)",
+            "manifest": "where to write the build manifest", "dry_run": _DRY})
+@_friendly
+def build(c, stack="dev", service=None, push=False, allow_dirty=False, manifest="out/manifest.json", dry_run=False):
+    """docker buildx build each service once (git SHA tag, OCI labels, SBOM, provenance); write the manifest."""
+    from pathlib import Path
+
+    from ops.delivery import build as flow
+    from ops.delivery import default_deps
+
+    flow.run(stack, service=service, push=push, allow_dirty=allow_dirty, manifest_path=Path(manifest),
+             dry_run=dry_run, deps=default_deps())
+
+
+@task(help={"stack": _STACK, "md": "write the Markdown summary (PR comment) here",
+            "json": "write the raw preview steps here", "dry_run": _DRY})
+@_friendly
+def preview(c, stack, md=None, json=None, dry_run=False):
+    """Pulumi preview with the changes summarised: replaced and deleted resources first."""
+    from pathlib import Path
+
+    from ops.delivery import default_deps
+    from ops.delivery import preview as flow
+
+    flow.run(stack, md=Path(md) if md else None, json_out=Path(json) if json else None, dry_run=dry_run,
+             deps=default_deps())
+
+
+@task(help={"stack": _STACK, "manifest": "the build manifest to deploy",
+            "no_rollback": "on failed verification, stop instead of rolling back", "dry_run": _DRY})
+@_friendly
+def deploy(c, stack, manifest="out/manifest.json", no_rollback=False, dry_run=False):
+    """Preflight, lock, migrate, up, verify, record; roll back automatically when verification fails."""
+    from pathlib import Path
+
+    from ops.delivery import default_deps
+    from ops.delivery import deploy as flow
+
+    flow.deploy(stack, manifest_path=Path(manifest), no_rollback=no_rollback, dry_run=dry_run, deps=default_deps())
+
+
+@task(help={"stack": _STACK, "to": "release id to go back to (default: the last good one before the current)",
+            "break_glass": "Pulumi cannot run: point ECS services at their previous task definitions",
+            "dry_run": _DRY})
+@_friendly
+def rollback(c, stack, to=None, break_glass=False, dry_run=False):
+    """Redeploy an earlier verified release's digests through the deploy path, with verification."""
+    from ops.delivery import default_deps
+    from ops.delivery import rollback as flow
+
+    flow.run(stack, to=to, break_glass=break_glass, dry_run=dry_run, deps=default_deps())
+
+
+@task(help={"from_": "source stack (its newest release must be verified)", "to": "target stack",
+            "dry_run": _DRY})
+@_friendly
+def promote(c, from_, to, dry_run=False):
+    """Deploy exactly the digests of the source stack's newest verified release to the target stack."""
+    from ops.delivery import default_deps
+    from ops.delivery import promote as flow
+
+    flow.run(from_, to, dry_run=dry_run, deps=default_deps())
+
+
+@task(help={"stack": _STACK, "limit": "how many releases to show"})
+@_friendly
+def releases(c, stack, limit=20):
+    """The stack's release history (ledger in SSM), newest first; interrupted runs flagged."""
+    from ops.delivery import default_deps, stack_ops
+
+    stack_ops.releases(stack, limit=int(limit), deps=default_deps())
+
+
+@task(help={"stack": _STACK, "dry_run": _DRY})
+@_friendly
+def verify(c, stack, dry_run=False):
+    """Verify the live stack: ECS stable, targets healthy, smoke checks, health alarms over the bake window."""
+    from ops.delivery import default_deps
+    from ops.delivery import deploy as flow
+
+    flow.verify_stack(stack, dry_run=dry_run, deps=default_deps())
+
+
+@task(help={"stack": _STACK, "force": "required for a protected stack", "yes": "skip the typed confirmation",
+            "dry_run": _DRY})
+@_friendly
+def destroy(c, stack, force=False, yes=False, dry_run=False):
+    """Destroy a stack: shows what goes first, asks for the stack name, refuses protected stacks unless forced."""
+    from ops.delivery import default_deps, stack_ops
+
+    stack_ops.destroy(stack, force=force, yes=yes, dry_run=dry_run, deps=default_deps())
+
+
+@task(help={"stack": _STACK, "dry_run": _DRY})
+@_friendly
+def drift(c, stack, dry_run=False):
+    """Refresh in preview-only mode. Exit code: 0 no drift, 2 drift (listed), 1 error."""
+    from ops.delivery import default_deps, stack_ops
+
+    code = stack_ops.drift(stack, dry_run=dry_run, deps=default_deps())
+    if code:
+        raise Exit(code=code)
 # DELIVERY-TASKS-END
 
 
 # --- guardrails and CI (issue 4: policy/, ops/policy_run.py) ------------------------------------
 # CI-TASKS-BEGIN
+@task(help={"stack": "stack name (stacks/Pulumi.<stack>.yaml)",
+            "synth": "check this synth JSON (from `invoke synth --out`) instead of synthesizing the stack"})
+@_friendly
+def policy(c, stack, synth=None):
+    """Run the CrossGuard pack (policy/) offline over the synth output; fail on mandatory violations."""
+    from ops.policy_run import command
+
+    command(stack, synth)
+
+
+@task(help={"fix": "apply ruff's safe fixes"})
+def lint(c, fix=False):
+    """ruff over the whole repository (rules in pyproject.toml)."""
+    import sys
+
+    c.run(f"{sys.executable} -m ruff check {'--fix ' if fix else ''}.", pty=False)
+
+
+@task
+def typecheck(c):
+    """mypy over the Pulumi program, the ops package and the policy pack."""
+    import sys
+
+    # policy/ is not a package: mypy checks its module by path.
+    c.run(f"{sys.executable} -m mypy infra ops policy/refarch_policies.py", pty=False)
+
+
+@task(help={"workers": "pytest-xdist workers (0: run in this process)", "k": "only tests matching this expression"})
+def test(c, workers=2, k=None):
+    """The test suite (pytest, `workers` processes); what `.ci/run` runs after installing its services."""
+    import shlex
+    import sys
+
+    selector = f" -k {shlex.quote(k)}" if k else ""
+    c.run(f"{sys.executable} -m pytest -n {int(workers)}{selector}", pty=False)
 # CI-TASKS-END
 
 
 # --- review (issue 5: ops/review/) --------------------------------------------------------------
 # REVIEW-TASKS-BEGIN
+@task(help={
+    "stack": "stack name (stacks/Pulumi.<stack>.yaml): its region and `usage` assumptions",
+    "compare": "a base synth JSON: show the monthly delta per resource against it",
+    "synth": "price this synth JSON instead of synthesizing the stack now",
+    "md": "also write the estimate as Markdown here",
+})
+@_friendly
+def cost(c, stack, compare=None, synth=None, md=None):
+    """Monthly cost estimate at on-demand list prices, per layer and per resource, offline."""
+    from ops.review.cost import command
+
+    command(stack, compare_file=compare, synth_file=synth, md=md)
+
+
+@task(help={
+    "stack": "stack name",
+    "synth": "draw this synth JSON instead of synthesizing the stack now",
+    "out": "write the Mermaid source here (a .md file gets a ```mermaid block)",
+})
+@_friendly
+def diagram(c, stack, synth=None, out=None):
+    """Architecture diagram (Mermaid flowchart) generated from the synth output."""
+    from ops.review.diagram import command
+
+    command(stack, synth_file=synth, out=out)
+
+
+@task(help={
+    "stack": "stack name",
+    "preview": "change summary from the live Pulumi preview (needs the CLI and credentials; falls back offline)",
+    "base": "the base branch's synth JSON: offline change summary and cost delta against it",
+    "synth": "report on this synth JSON instead of synthesizing the stack now",
+    "md": "write the report here (default: stdout)",
+})
+@_friendly
+def report(c, stack, preview=False, base=None, synth=None, md=None):
+    """One Markdown review report: changes, policy, cost and delta, architecture diagram."""
+    from ops.review.report import command
+
+    command(stack, preview=preview, base=base, md=md, synth_file=synth)
 # REVIEW-TASKS-END

@@ -1,0 +1,483 @@
+"""`invoke deploy`: preflight, lock, ledger, migrations, up, verification, automatic rollback.
+
+The one path every change to a stack's images takes: a deploy from a build manifest, a manual
+rollback (`rollback.py`) and a promotion (`promote.py`) all build a `Request` and call `run()`.
+
+Preflight, in this order, each failure an OpsError before anything changes: config valid (with
+the new images), clean tree, allowed branch on protected stacks, a digest for every built
+service, every digest present in ECR, the stack lock, interrupted releases reported and marked.
+
+Migrations run before the services switch: a targeted `up` updates only the migration task
+definitions (their URNs are stack outputs) to the new image, a one-off Fargate task runs it,
+and only a zero exit lets the full `up` proceed. A targeted up is the one way to get the new
+image into a task definition without touching the services; running the migration from the
+service's own task definition would need the service updated first. On the very first deploy
+no migration task definition exists yet (nor the roles, log group and repository it needs), so
+the full `up` runs first and the migration right after, before verification.
+
+--dry-run: reads run for real (config, git, manifest, ECR, ledger, lock holder, stack outputs);
+every write (lock, ledger, stack config, up, run_task) is printed instead of made.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from rich.markup import escape
+
+from infra.config import StackConfig, parse
+from ops.console import err, out
+from ops.delivery import Deps, manifest
+from ops.delivery.pulumi_adapter import UpProgress
+from ops.errors import OpsError
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+LOG_TAIL_LINES = 20
+MIGRATION_TIMEOUT_SECONDS = 1800
+MIGRATION_POLL_SECONDS = 6
+
+
+@dataclass
+class Request:
+    """What to deploy to which stack, and why."""
+
+    stack: str
+    images: dict[str, str]
+    kind: str = "deploy"  # deploy | rollback | promote
+    source: str = ""  # where the images come from, for the ledger and messages
+    built_from: str | None = None  # commit the images were built from, when known
+    rollback_on_failure: bool | None = None  # None: the stack's delivery.rollback_on_failure
+    abandons: str | None = None  # rollback: the release it replaces, marked "rolled back" on success
+    migrate: bool = True  # rollbacks skip them: expand/contract schemas never need going back
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    release: Any  # the ledger record of the succeeded, verified release
+
+
+def deploy(stack: str, *, manifest_path: Path, no_rollback: bool = False, dry_run: bool = False,
+           deps: Deps) -> Outcome | None:
+    deps.load_config(stack)  # a bad stack file is reported before anything else is read
+    built = manifest.read(manifest_path)
+    return run(Request(stack=stack, images=built.images, kind="deploy", source=f"manifest {manifest_path}",
+                       built_from=built.git_sha, rollback_on_failure=False if no_rollback else None),
+               deps, dry_run=dry_run)
+
+
+# --- the one deploy path ---------------------------------------------------------------------
+
+def run(req: Request, deps: Deps, dry_run: bool = False) -> Outcome | None:
+    config = preflight_local(req, deps)
+    act = Actions(dry_run)
+    with deps.translate_errors():
+        clients = deps.clients(config.region)
+        missing = deps.missing_digests(clients, req.images)
+        if missing:
+            raise OpsError(f"not in ECR, refusing to deploy {req.stack}: " + "; ".join(missing)
+                           + " (build and push them first: `invoke build --push`)")
+        ledger = deps.ledger(clients, req.stack)
+        owner = deps.caller(clients)
+        lock = deps.lock(clients, req.stack, owner)
+        if dry_run:
+            holder = lock.holder()
+            if holder:
+                err.print(f"would be refused: stack {req.stack} is locked: {holder}", markup=False)
+            act.note(f"acquire the lock of stack {req.stack} as {owner}")
+            _report_interrupted(ledger, act)
+            _plan(req, config, act)
+            return None
+        # The CLI and the stack must exist before anything is locked or recorded.
+        stack = deps.pulumi().select(req.stack)
+        with lock:
+            _report_interrupted(ledger, act)
+            return _locked(req, config, clients, ledger, lock, stack, deps)
+
+
+def _locked(req: Request, config: StackConfig, clients: Any, ledger: Any, lock: Any, stack: Any,
+            deps: Deps) -> Outcome:
+    from ops.delivery.ledger import config_hash
+
+    current = ledger.current()
+    head = deps.git.sha()
+    notes = list(req.notes)
+    if req.source:
+        notes.append(f"images from {req.source}")
+    if req.built_from and req.built_from != head:
+        notes.append(f"images built from {req.built_from[:12]}, infrastructure code at {head[:12]}")
+    release = ledger.begin(head, req.images, config_hash(config), req.kind,
+                           replaces=current.id if current else None, notes=notes)
+    lock.attach(release.id)  # others are told which release holds the stack
+    err.print(f"release {release.id}: {req.kind} of {req.stack}", markup=False)
+    try:
+        stack.set_images(req.images)
+        switched = False  # do the services run the new images yet?
+        migrating = [s for s in config.services if s.migrate_command] if req.migrate else []
+        if migrating:
+            switched = prepare_migrations(stack, req.stack, migrating)
+            try:
+                run_migrations(clients, stack.outputs(), migrating, deps, services_touched=switched)
+            except BaseException:
+                if current and not switched:
+                    # The services still run the current release: make the config say so again.
+                    stack.set_images(current.images)
+                raise
+        if not switched:
+            _up(stack, req.stack)
+        lock.renew()  # the bake window starts now: give it the lock's full TTL
+        report = verify_outputs(stack.outputs(), clients, config, deps)
+    except BaseException as exc:
+        _record_failure(ledger, release.id, exc)
+        raise
+    if report.ok:
+        ledger.finish(release.id, "succeeded", verified=True)
+        if req.abandons:
+            abandoned = ledger.get(req.abandons)
+            ledger.finish(req.abandons, "rolled back", verified=abandoned.verified,
+                          notes=[f"rolled back by {release.id}"])
+        out.print(f"{req.stack}: release {release.id} deployed and verified", markup=False)
+        return Outcome(ledger.get(release.id))
+    failures = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    ledger.finish(release.id, "failed", verified=False, notes=[f"verification failed: {f}" for f in failures])
+    summary = "; ".join(failures)  # the checks already printed themselves live
+    enabled = config.delivery.rollback_on_failure if req.rollback_on_failure is None else req.rollback_on_failure
+    if req.kind == "rollback":
+        raise OpsError(f"rollback release {release.id} of {req.stack} failed verification ({summary}); "
+                       f"try `invoke rollback --stack {req.stack} --to <release>` or --break-glass")
+    if not enabled:
+        raise OpsError(f"release {release.id} of {req.stack} failed verification ({summary}); automatic "
+                       f"rollback is off: `invoke rollback --stack {req.stack}` to go back")
+    rollback = _auto_rollback(release, config, stack, clients, ledger, lock, deps, head, summary)
+    raise OpsError(f"release {release.id} of {req.stack} failed verification ({summary}); rolled back to the "
+                   f"images of {rollback.replaces_target} as release {rollback.release.id} "
+                   f"({'verified' if rollback.ok else 'the ROLLBACK ALSO FAILED verification'})")
+
+
+@dataclass
+class _Rollback:
+    release: Any
+    replaces_target: str
+    ok: bool
+
+
+def _auto_rollback(failed: Any, config: StackConfig, stack: Any, clients: Any, ledger: Any, lock: Any,
+                   deps: Deps, head: str, summary: str) -> _Rollback:
+    from ops.delivery.ledger import config_hash
+
+    good = ledger.last_good(before=failed.id)
+    if good is None:
+        raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}) and there is no "
+                       f"earlier verified release to roll back to: the stack runs the failed release; fix "
+                       f"forward, or `invoke rollback --stack {failed.stack} --break-glass`")
+    images, notes = rollback_images(config, good, fallback=failed.images)
+    if images == failed.images:
+        raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}) with the digests of "
+                       f"the last good release {good.id}: the cause is the infrastructure change, not the images, "
+                       f"so there is nothing to roll back by digest; revert the commit and deploy again")
+    gone = deps.missing_digests(clients, images)
+    if gone:
+        raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}); the images of the "
+                       f"last good release {good.id} are no longer in ECR ({'; '.join(gone)}): roll back with "
+                       f"`invoke rollback --stack {failed.stack} --to <release>` or --break-glass")
+    release = ledger.begin(head, images, config_hash(config), "rollback", replaces=failed.id,
+                           notes=[f"automatic rollback of {failed.id} (verification failed) to the images of "
+                                  f"{good.id}", *notes])
+    lock.attach(release.id)
+    err.print(f"verification failed: rolling back to the images of {good.id} (release {release.id})", markup=False)
+    try:
+        stack.set_images(images)
+        _up(stack, failed.stack)
+        lock.renew()
+        report = verify_outputs(stack.outputs(), clients, config, deps)
+    except BaseException as exc:
+        _record_failure(ledger, release.id, exc)
+        raise
+    ledger.finish(release.id, "succeeded" if report.ok else "failed", verified=report.ok,
+                  notes=[] if report.ok else [f"verification failed: {c.name}: {c.detail}"
+                                              for c in report.checks if not c.ok])
+    return _Rollback(release, good.id, report.ok)
+
+
+def rollback_images(config: StackConfig, target: Any, fallback: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The target release's images for the services the config still builds.
+
+    A service the target release predates keeps its `fallback` image (there is nothing older to
+    go back to); a service since removed is dropped (the config would reject its image).
+    """
+    built = [s.name for s in config.services if s.build]
+    images, notes = {}, []
+    for name in built:
+        if name in target.images:
+            images[name] = target.images[name]
+        elif name in fallback:
+            images[name] = fallback[name]
+            notes.append(f"{name}: not in {target.id}; keeps {fallback[name]}")
+    return images, notes
+
+
+# --- preflight -------------------------------------------------------------------------------
+
+def preflight_local(req: Request, deps: Deps) -> StackConfig:
+    """The checks that need no cloud: config (with the images), tree, branch, image coverage."""
+    config = deps.load_config(req.stack)
+    config = with_images(config, req.stack, req.images)
+    dirty = blocking_changes(deps.git, req.stack)
+    if dirty:
+        raise OpsError(f"the working tree has uncommitted changes ({', '.join(dirty[:5])}"
+                       f"{' ...' if len(dirty) > 5 else ''}): a release must be reproducible from its commit")
+    if config.delivery.protected:
+        branch = deps.git.branch()
+        allowed = config.delivery.allowed_branches
+        if branch is None or not any(fnmatch.fnmatchcase(branch, pattern) for pattern in allowed):
+            raise OpsError(f"stack {req.stack} is protected: deploys only from {', '.join(allowed)} "
+                           f"(this checkout is on {branch or 'a detached HEAD'})")
+    uncovered = [s.name for s in config.services if s.build and s.name not in req.images]
+    if uncovered:
+        raise OpsError(f"no image digest for {', '.join(uncovered)} in {req.source or 'the request'}: "
+                       f"build every service (`invoke build --push --stack {req.stack}`)")
+    return config
+
+
+def with_images(config: StackConfig, stack: str, images: dict[str, str]) -> StackConfig:
+    """The config as the deploy will set it, validated again (digest format, known services)."""
+    values: dict[str, object] = {f"refarch:{k}": v for k, v in config.model_dump(mode="json").items() if k != "region"}
+    values["aws:region"] = config.region
+    values["refarch:images"] = images
+    return parse(values, stack, f"stacks/Pulumi.{stack}.yaml with the deployed images")
+
+
+def blocking_changes(git: Any, stack: str) -> list[str]:
+    """Uncommitted paths, except the stack file when only its `refarch:images` changed.
+
+    Deploy itself writes the digests into stacks/Pulumi.<stack>.yaml (`pulumi config set`), so
+    the next deploy from the same checkout must not count that as a dirty tree.
+    """
+    dirty = git.dirty_paths()
+    own = f"stacks/Pulumi.{stack}.yaml"
+    if own in dirty and _only_images_changed(git, own):
+        dirty.remove(own)
+    return dirty
+
+
+def _only_images_changed(git: Any, path: str) -> bool:
+    committed = git.show(path)
+    try:
+        current = (git.root / path).read_text()
+        before, after = (yaml.safe_load(text or "") or {} for text in (committed, current))
+    except (OSError, yaml.YAMLError):
+        return False
+    if committed is None or not isinstance(before, dict) or not isinstance(after, dict):
+        return False
+    return _without_images(before) == _without_images(after)
+
+
+def _without_images(document: dict[str, Any]) -> dict[str, Any]:
+    config = {k: v for k, v in (document.get("config") or {}).items() if k != "refarch:images"}
+    return {**document, "config": config}
+
+
+def _report_interrupted(ledger: Any, act: Actions) -> None:
+    for rel in ledger.interrupted():
+        err.print(f"[yellow]{escape(f'release {rel.id} ({rel.kind} by {rel.actor}, started {rel.started_at})')} "
+                  f"never finished: its run crashed or was killed. The stack may be partly updated; this run's "
+                  f"`up` reconciles it.[/yellow]")
+        act.do(f"mark release {rel.id} failed (interrupted)", functools.partial(ledger.mark_interrupted, rel.id))
+
+
+def _plan(req: Request, config: StackConfig, act: Actions) -> None:
+    images = json.dumps(req.images, sort_keys=True)
+    act.note(f"ledger: begin a {req.kind} release of {req.stack} with {images}")
+    act.note(f"pulumi config set refarch:images '{images}' --stack {req.stack}")
+    migrating = [s.name for s in config.services if s.migrate_command] if req.migrate else []
+    if migrating:
+        act.note(f"migrations of {', '.join(migrating)}: pulumi up --target <migration task definition URNs> "
+                 f"(the full up first on a stack's first deploy), then ecs.run_task (FARGATE, private subnets, "
+                 f"the service's security group, no public IP) and wait; a non-zero exit stops here")
+    act.note(f"pulumi up --stack {req.stack}")
+    act.note(f"verify: services stable, targets healthy, smoke GET of {', '.join(s.smoke_url_path for s in config.services)}"
+             f" through the gateway, no health alarm for {config.delivery.bake_seconds}s")
+    act.note("ledger: finish succeeded+verified; on failed verification "
+             + ("roll back to the last good release" if (req.rollback_on_failure
+                                                          if req.rollback_on_failure is not None
+                                                          else config.delivery.rollback_on_failure)
+                and req.kind != "rollback" else "stop (no automatic rollback)"))
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+def prepare_migrations(stack: Any, name: str, migrating: list[Any]) -> bool:
+    """Put the new image into the migration task definitions; True if that took the full up."""
+    deployed = stack.outputs().get("services") or {}
+    urns = [(deployed.get(s.name) or {}).get("migration_task_definition_urn") for s in migrating]
+    if not all(urns):
+        err.print("first deploy: no migration task definition exists yet, so the full `up` runs first and "
+                  "the migrations right after it, before verification", markup=False)
+        _up(stack, name)
+        return True
+    err.print(f"migrations: updating only the migration task definition(s) of "
+              f"{', '.join(s.name for s in migrating)} (targeted up)", markup=False)
+    progress = UpProgress(f"up --target migrations ({len(urns)})")
+    try:
+        stack.up(target_urns=urns, on_event=progress)
+    finally:
+        progress.close()
+    return False
+
+
+def run_migrations(clients: Any, outputs: dict[str, Any], migrating: list[Any], deps: Deps,
+                   services_touched: bool) -> None:
+    for svc in migrating:
+        run_migration(clients, outputs, svc.name, sleep=deps.sleep, services_touched=services_touched)
+
+
+def run_migration(clients: Any, outputs: dict[str, Any], service: str, *, sleep: Callable[[float], None],
+                  services_touched: bool = False, timeout: float = MIGRATION_TIMEOUT_SECONDS) -> None:
+    entry = (outputs.get("services") or {}).get(service) or {}
+    arn = entry.get("migration_task_definition_arn")
+    if not arn:
+        raise OpsError(f"{service}: the stack exports no migration_task_definition_arn")
+    # The family, not the exported revision: a targeted up does not refresh stack outputs, and
+    # run_task takes the family's newest ACTIVE revision, which is the one the up just wrote.
+    family = arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    cluster = outputs["cluster_name"]
+    err.print(f"migration of {service}: ecs.run_task {family} on {cluster}", markup=False)
+    started = clients.ecs.run_task(
+        cluster=cluster, taskDefinition=family, launchType="FARGATE", count=1, startedBy="refarch-migrate",
+        networkConfiguration={"awsvpcConfiguration": {
+            "subnets": list(outputs["private_subnet_ids"]),
+            "securityGroups": [entry["security_group_id"]],
+            "assignPublicIp": "DISABLED",
+        }},
+    )
+    if started.get("failures") or not started.get("tasks"):
+        reasons = "; ".join(f"{f.get('arn', '')} {f.get('reason', '')}".strip() for f in started.get("failures", []))
+        raise OpsError(f"migration of {service} could not start: {reasons or 'no task returned'}")
+    task_arn = started["tasks"][0]["taskArn"]
+    task = _wait_stopped(clients.ecs, cluster, task_arn, sleep=sleep, timeout=timeout)
+    containers = task.get("containers") or []
+    main = [c for c in containers if c.get("name") == service] or containers
+    codes = {c.get("name"): c.get("exitCode") for c in main}
+    if main and all(code == 0 for code in codes.values()):
+        err.print(f"migration of {service}: done (exit 0)", markup=False)
+        return
+    task_id = task_arn.rsplit("/", 1)[-1]
+    tail = log_tail(clients.logs, entry.get("log_group_name"), [c.get("name") for c in containers], task_id)
+    exit_text = ", ".join(f"{name} exit {code}" for name, code in codes.items()) or task.get("stoppedReason", "")
+    state = ("the services already run the new image (first deploy)" if services_touched
+             else "the running services are untouched (only the migration task definition changed)")
+    raise OpsError(f"migration of {service} failed ({exit_text}; task {task_id}); {state}. "
+                   f"Last {LOG_TAIL_LINES} log lines:\n" + ("\n".join(f"  {line}" for line in tail) or "  (no log lines)"))
+
+
+def _wait_stopped(ecs: Any, cluster: str, task_arn: str, *, sleep: Callable[[float], None], timeout: float) -> dict:
+    waited = 0.0
+    while True:
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=[task_arn]).get("tasks") or [{}]
+        if tasks[0].get("lastStatus") == "STOPPED":
+            return tasks[0]
+        if waited >= timeout:
+            raise OpsError(f"migration task {task_arn} still not stopped after {int(timeout)}s; it keeps running "
+                           f"(stop it with `aws ecs stop-task --cluster {cluster} --task {task_arn}`)")
+        sleep(MIGRATION_POLL_SECONDS)
+        waited += MIGRATION_POLL_SECONDS
+
+
+def log_tail(logs: Any, group: str | None, containers: list[str | None], task_id: str,
+             lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last lines of the migration's log (awslogs stream `migrate/<container>/<task id>`)."""
+    if not group:
+        return []
+    for container in containers:
+        try:
+            events = logs.get_log_events(logGroupName=group, logStreamName=f"migrate/{container}/{task_id}",
+                                         limit=lines, startFromHead=False).get("events") or []
+        except Exception as exc:  # ResourceNotFoundException: this container logged nothing
+            if "ResourceNotFound" in type(exc).__name__ or "ResourceNotFound" in str(exc):
+                continue
+            raise
+        if events:
+            return [e.get("message", "").rstrip() for e in events][-lines:]
+    return []
+
+
+# --- up, verification ------------------------------------------------------------------------
+
+def _up(stack: Any, name: str) -> Any:
+    progress = UpProgress(f"up {name}")
+    try:
+        return stack.up(on_event=progress)
+    finally:
+        progress.close()
+
+
+def verify_outputs(outputs: dict[str, Any], clients: Any, config: StackConfig, deps: Deps) -> Any:
+    return deps.verify(clients, outputs, bake_seconds=config.delivery.bake_seconds,
+                       smoke_timeout=float(config.delivery.smoke_timeout_seconds), services=config.services,
+                       on_check=print_check, **deps.verify_options)
+
+
+def print_check(check: Any) -> None:
+    mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+    err.print(f"{mark} {escape(check.name)}: {escape(check.detail)}")
+
+
+def verify_stack(stack: str, *, dry_run: bool = False, deps: Deps) -> Any:
+    """`invoke verify`: the deploy's verification alone, against the live stack outputs."""
+    config = deps.load_config(stack)
+    if dry_run:
+        Actions(True).note(f"read the outputs of {stack}, then verify: services stable, targets healthy, "
+                           f"smoke checks, no health alarm for {config.delivery.bake_seconds}s")
+        return None
+    with deps.translate_errors():
+        clients = deps.clients(config.region)
+        outputs = deps.pulumi().select(stack).outputs()
+        report = verify_outputs(outputs, clients, config, deps)
+    if not report.ok:
+        raise OpsError(f"{stack} failed verification: "
+                       + "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok))
+    out.print(f"{stack}: verified ({len(report.checks)} checks)", markup=False)
+    return report
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+class Actions:
+    """Writes go through here: under --dry-run they are printed, not made."""
+
+    def __init__(self, dry_run: bool):
+        self.dry_run = dry_run
+
+    def do(self, what: str, fn: Callable[[], T]) -> T | None:
+        if self.dry_run:
+            self.note(what)
+            return None
+        return fn()
+
+    def note(self, what: str) -> None:
+        err.print(f"would: {what}", markup=False, highlight=False)
+
+
+def _record_failure(ledger: Any, release_id: str, exc: BaseException) -> None:
+    """Mark the release failed; if even that fails, say so without hiding the original error."""
+    try:
+        ledger.finish(release_id, "failed", verified=False, notes=[describe(exc)])
+    except Exception as record_error:  # the original failure matters more: keep raising it
+        err.print(f"could not record release {release_id} as failed ({describe(record_error)}); the next run "
+                  f"reports it as interrupted", markup=False)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, OpsError):
+        return exc.message.splitlines()[0]
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -1,0 +1,310 @@
+"""Recording stand-ins for the two adapters (Pulumi, Docker) and git, shared by the flow tests.
+
+Only the adapters are faked: the ledger, lock, verification, ECR check and break-glass in the
+flow tests are the real modules against the moto server of tests/delivery/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pulumi.automation import events as ev
+
+from ops.delivery.docker_adapter import Docker, Result
+from ops.delivery.pulumi_adapter import RefreshOutcome
+from ops.errors import OpsError
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGEST = "sha256:" + "ab" * 32
+
+
+def step_event(op: str, type_: str, name: str, *, done: bool = False, diffs: list[str] | None = None,
+               stack: str = "dev") -> ev.EngineEvent:
+    """An engine event as the Automation API hands it to on_event."""
+    meta = ev.StepEventMetadata(op=ev.OpType(op), urn=f"urn:pulumi:{stack}::refarch::{type_}::{name}",
+                                type=type_, provider="", diffs=diffs)
+    if done:
+        return ev.EngineEvent(sequence=0, timestamp=0, res_outputs_event=ev.ResOutputsEvent(metadata=meta))
+    return ev.EngineEvent(sequence=0, timestamp=0, resource_pre_event=ev.ResourcePreEvent(metadata=meta))
+
+
+class RecordingStack:
+    """The PulumiStack adapter's methods; records each call in order, changes nothing."""
+
+    def __init__(self, outputs: dict[str, Any] | None = None, *, resources: list[dict[str, Any]] | None = None,
+                 events: list[Any] = (), up_error: str | None = None, refresh: RefreshOutcome | None = None):
+        self.calls: list[tuple] = []
+        self.outputs_value = outputs or {}
+        self.resources_value = resources or []
+        self.events = list(events)
+        self.up_error = up_error
+        self.refresh_value = refresh or RefreshOutcome({"same": 3})
+        self.on_up: list[Any] = []  # callables run at each up (a test's way to change the world)
+
+    def select(self, stack: str) -> RecordingStack:
+        self.calls.append(("select", stack))
+        return self
+
+    def set_config(self, key: str, value: str, path: bool = False) -> None:
+        self.calls.append(("set_config", key, value, path))
+
+    def set_images(self, images: dict[str, str]) -> None:
+        self.calls.append(("set_images", dict(images)))
+
+    def preview(self, on_event=None) -> None:
+        self.calls.append(("preview",))
+        for event in self.events:
+            on_event(event)
+
+    def up(self, target_urns: list[str] | None = None, on_event=None) -> None:
+        self.calls.append(("up", list(target_urns) if target_urns else None))
+        for hook in self.on_up:
+            hook(target_urns)
+        if self.up_error:
+            raise OpsError(self.up_error)
+
+    def refresh(self, preview_only: bool = True) -> RefreshOutcome:
+        self.calls.append(("refresh", preview_only))
+        return self.refresh_value
+
+    def destroy(self, on_event=None) -> None:
+        self.calls.append(("destroy",))
+
+    def outputs(self) -> dict[str, Any]:
+        self.calls.append(("outputs",))
+        return self.outputs_value
+
+    def resources(self) -> list[dict[str, Any]]:
+        self.calls.append(("resources",))
+        return self.resources_value
+
+    def changes(self) -> list[tuple]:
+        """The calls that change something (select/outputs/resources only read)."""
+        return [c for c in self.calls if c[0] not in ("select", "outputs", "resources")]
+
+
+class FakeGit:
+    def __init__(self, sha: str = "c0ffee" + "0" * 34, dirty: list[str] | None = None, branch: str | None = "main",
+                 remote: str | None = "https://github.com/acme/refarch", root: Path = ROOT,
+                 committed: dict[str, str] | None = None):
+        self._sha, self._dirty, self._branch, self._remote = sha, list(dirty or []), branch, remote
+        self.root = root
+        self.committed = committed or {}
+
+    def sha(self) -> str:
+        return self._sha
+
+    def dirty_paths(self) -> list[str]:
+        return list(self._dirty)
+
+    def branch(self) -> str | None:
+        return self._branch
+
+    def remote_url(self) -> str | None:
+        return self._remote
+
+    def show(self, path: str, rev: str = "HEAD") -> str | None:
+        return self.committed.get(path)
+
+
+class DockerRunner:
+    """A docker stand-in for the real Docker adapter: records argv, writes buildx's metadata file."""
+
+    def __init__(self, digest: str = DIGEST, returncode: int = 0, stderr: str = ""):
+        self.calls: list[tuple[list[str], str | None]] = []
+        self.digest, self.returncode, self.stderr = digest, returncode, stderr
+
+    def __call__(self, argv: list[str], *, input: str | None = None, capture: bool = False) -> Result:
+        self.calls.append((list(argv), input))
+        if "--metadata-file" in argv:
+            data = {"containerimage.digest": self.digest} if self.digest else {}
+            Path(argv[argv.index("--metadata-file") + 1]).write_text(json.dumps(data))
+        return Result(self.returncode, "", self.stderr)
+
+    @property
+    def argvs(self) -> list[list[str]]:
+        return [argv for argv, _ in self.calls]
+
+
+class InstalledDocker(Docker):
+    """The real Docker adapter over a recording runner, on any machine (docker installed or not)."""
+
+    def ensure_cli(self) -> None:  # type: ignore[override]
+        return None
+
+
+def make_deps(*, stack: Any = None, runner: DockerRunner | None = None, git: FakeGit | None = None,
+              configs: dict[str, Any] | None = None, answers: list[str] | None = None, tty: bool = False,
+              **verify_options: Any) -> Any:
+    """Real AWS half (boto3 -> moto via AWS_ENDPOINT_URL), recording adapters, instant sleeps."""
+    from ops import stackfile
+    from ops.delivery import Deps, aws, breakglass, images, ledger, lock, verify
+    stack = stack if stack is not None else RecordingStack()
+    runner = runner or DockerRunner()
+    replies = list(answers or [])
+    return Deps(
+        pulumi=lambda: stack,
+        docker=lambda dry_run=False: InstalledDocker(runner, dry_run=dry_run),
+        git=git or FakeGit(),
+        clients=aws.clients,
+        ledger=ledger.Ledger,
+        lock=lock.StackLock,
+        verify=verify.verify,
+        missing_digests=images.missing_digests,
+        rollback_services=breakglass.rollback_services,
+        caller=aws.caller,
+        translate_errors=aws.translate_errors,
+        load_config=(lambda name: configs[name]) if configs else stackfile.load,
+        verify_options={"sleep": lambda seconds: None, "poll_seconds": 1, "stable_timeout": 5,
+                        "health_timeout": 5, **verify_options},
+        sleep=lambda seconds: None,
+        prompt=lambda text: replies.pop(0),
+        is_tty=lambda: tty,
+    )
+
+
+# --- a stack "test" in moto, driven through the real deploy path -------------------------------
+
+STACK = "test"  # the conftest's deployed stack is named refarch-test-*
+
+
+def image_manifest(seed: str) -> str:
+    """A distinct minimal image manifest: moto's digest is the sha256 of these bytes."""
+    return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
+                                  "digest": "sha256:" + seed.encode().hex().ljust(64, "0")[:64]},
+                       "layers": []})
+
+
+def stack_config(*, migrate: bool = False, protected: bool = False, rollback: bool = True,
+                 environment: str = "dev", base: str = "dev") -> Any:
+    """The `base` stack file with the conftest's two services, instant bake, our delivery settings."""
+    from infra.config import parse
+    from ops import stackfile
+
+    values = stackfile.read_values(base)
+    services = []
+    for name in ("products", "orders"):
+        svc: dict[str, Any] = {"name": name, "build": f"services/{name}", "routes": [{"path": f"/{name}/*"}]}
+        if migrate and name == "products":
+            svc["migrate_command"] = ["python", "-m", "products.migrate"]
+        services.append(svc)
+    values["refarch:services"] = services
+    values["refarch:environment"] = environment
+    values["refarch:delivery"] = {"protected": protected, "allowed_branches": ["main"], "bake_seconds": 0,
+                                  "rollback_on_failure": rollback}
+    return parse(values, STACK, f"stacks/Pulumi.{base}.yaml (test)")
+
+
+class MigrationEcs:
+    """The moto ECS client, except that a migration task stops at once with `exit_code` and logs
+    `log_lines` lines (moto never runs or stops a task by itself); both read live from `settings`."""
+
+    def __init__(self, real: Any, logs: Any, timeline: list[tuple], settings: dict[str, int],
+                 log_group: str = "/refarch/test/products"):
+        self.real, self.logs, self.timeline, self.settings = real, logs, timeline, settings
+        self.log_group = log_group
+        self.run_calls: list[dict[str, Any]] = []
+
+    def run_task(self, **kwargs: Any) -> dict[str, Any]:
+        self.run_calls.append(kwargs)
+        self.timeline.append(("run_task", kwargs["taskDefinition"]))
+        started = self.real.run_task(**kwargs)
+        for task in started["tasks"]:
+            self.real.stop_task(cluster=kwargs["cluster"], task=task["taskArn"], reason="Essential container exited")
+            if self.settings["log_lines"]:
+                self._log(task)
+        return started
+
+    def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
+        found = self.real.describe_tasks(**kwargs)
+        for task in found["tasks"]:
+            for container in task.get("containers", []):
+                container["exitCode"] = self.settings["exit_code"]
+        return found
+
+    def _log(self, task: dict[str, Any]) -> None:
+        stream = f"migrate/{task['containers'][0]['name']}/{task['taskArn'].rsplit('/', 1)[-1]}"
+        try:
+            self.logs.create_log_group(logGroupName=self.log_group)
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        self.logs.create_log_stream(logGroupName=self.log_group, logStreamName=stream)
+        now = int(time.time() * 1000)  # CloudWatch drops events older than 14 days
+        self.logs.put_log_events(logGroupName=self.log_group, logStreamName=stream, logEvents=[
+            {"timestamp": now + i, "message": f"migration line {i}"} for i in range(self.settings["log_lines"])])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class World:
+    """The conftest's deployed stack, a recording Pulumi adapter over it, and the real AWS half."""
+
+    def __init__(self, clients: Any, deployed: Any, gateway: Any, *, config: Any = None, git: FakeGit | None = None,
+                 **verify_options: Any):
+        from ops.delivery.aws import Clients
+
+        self.clients, self.deployed, self.gateway = clients, deployed, gateway
+        self.config = config or stack_config()
+        self.stack = RecordingStack(outputs=deployed.outputs)
+        self.migration = {"exit_code": 0, "log_lines": 0}
+        self.deps = make_deps(stack=self.stack, git=git, configs={STACK: self.config}, **verify_options)
+
+        # One set of clients for every flow in the test: botocore loads each service model once.
+        shared = Clients(clients.region)
+        self.ecs = MigrationEcs(shared.ecs, shared.logs, self.stack.calls, self.migration)
+        shared.ecs = self.ecs  # type: ignore[misc]
+        self.deps.clients = lambda region: shared
+        self._pushed = 0
+        # moto quirks for run_task with awsvpc: the ENI needs DNS hostnames on its VPC, and the
+        # container definition a memory size.
+        ec2 = clients.client("ec2")
+        subnet = ec2.describe_subnets(SubnetIds=deployed.outputs["private_subnet_ids"][:1])["Subnets"][0]
+        ec2.modify_vpc_attribute(VpcId=subnet["VpcId"], EnableDnsHostnames={"Value": True})
+        self.stack.on_up.append(self._register_migration_revision)
+
+    def _register_migration_revision(self, target_urns: Any) -> None:
+        """What an up does to a migration task definition: a new revision with the set image."""
+        images = next((c[1] for c in reversed(self.stack.calls) if c[0] == "set_images"), {})
+        for name, entry in self.deployed.outputs["services"].items():
+            arn = entry.get("migration_task_definition_arn")
+            if not arn or name not in images:
+                continue
+            self.clients.ecs.register_task_definition(
+                family=arn.rsplit("/", 1)[-1].rsplit(":", 1)[0], requiresCompatibilities=["FARGATE"],
+                networkMode="awsvpc", cpu="256", memory="512",
+                containerDefinitions=[{"name": name, "image": images[name], "essential": True, "memory": 512}])
+
+    def push_images(self) -> dict[str, str]:
+        """A new image per service in its ECR repository: a new release's digests."""
+        self._pushed += 1
+        images = {}
+        for name, ref in self.deployed.images.items():
+            repo = ref.split("@")[0]
+            pushed = self.clients.ecr.put_image(repositoryName=repo.split("/", 1)[1],
+                                                imageManifest=image_manifest(f"{name}-{self._pushed}"),
+                                                imageTag=f"build-{self._pushed}")
+            images[name] = f"{repo}@{pushed['image']['imageId']['imageDigest']}"
+        return images
+
+    def ledger(self, stack: str = STACK) -> Any:
+        from ops.delivery.ledger import Ledger
+
+        return Ledger(self.clients, stack)
+
+    def request(self, images: dict[str, str], **kwargs: Any) -> Any:
+        from ops.delivery.deploy import Request
+
+        return Request(stack=STACK, images=images, source="test", **kwargs)
+
+    def deploy(self, images: dict[str, str], **kwargs: Any) -> Any:
+        from ops.delivery import deploy
+
+        return deploy.run(self.request(images, **kwargs), self.deps)
+
+    def full_ups(self) -> int:
+        return sum(1 for call in self.stack.calls if call == ("up", None))

@@ -1,0 +1,91 @@
+"""build: ECR login, the exact buildx command per built service, the manifest it writes."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from ops.delivery import build, manifest
+from ops.errors import OpsError
+from tests.delivery.flow_fakes import DIGEST, DockerRunner, FakeGit, RecordingStack, make_deps
+
+SHA = "c0ffee" + "0" * 34
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    (tmp_path / "services" / "products").mkdir(parents=True)
+    (tmp_path / "services" / "products" / "Dockerfile").write_text("FROM scratch\n")
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def fixed_time(monkeypatch):
+    monkeypatch.setattr(build, "utc_now", lambda: "2026-11-27T18:30:00Z")
+
+
+class NoStack(RecordingStack):
+    def select(self, stack):
+        raise OpsError("the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/")
+
+
+def test_build_push_logs_in_builds_once_and_writes_the_manifest(aws_env, clients, tree, tmp_path):
+    runner = DockerRunner()
+    out = tmp_path / "out" / "manifest.json"
+    built = build.run("dev", push=True, manifest_path=out,
+                      deps=make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    repo = f"{REGISTRY}/refarch-dev/products"  # the services layer's name: no stack outputs yet
+    login, buildx = runner.calls
+    token = clients.ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    assert login == (["docker", "login", "--username", "AWS", "--password-stdin", REGISTRY],
+                     base64.b64decode(token).decode().split(":", 1)[1])
+    argv = buildx[0]
+    assert argv == ["docker", "buildx", "build", "--platform", "linux/arm64", "--tag", f"{repo}:{SHA}",
+                    "--label", f"org.opencontainers.image.revision={SHA}",
+                    "--label", "org.opencontainers.image.source=https://github.com/acme/refarch",
+                    "--label", "org.opencontainers.image.created=2026-11-27T18:30:00Z",
+                    "--cache-from", f"type=registry,ref={repo}:buildcache",
+                    "--cache-to", f"type=registry,ref={repo}:buildcache,mode=max",
+                    "--sbom=true", "--provenance=mode=max",
+                    "--metadata-file", argv[argv.index("--metadata-file") + 1], "--push", "services/products"]
+    assert built == manifest.read(out) == manifest.Manifest(SHA, "2026-11-27T18:30:00Z",
+                                                            {"products": f"{repo}@{DIGEST}"})
+
+
+def test_repository_comes_from_the_stack_outputs_when_the_stack_exists(aws_env, tree, tmp_path):
+    runner = DockerRunner()
+    stack = RecordingStack(outputs={"services": {"products": {"repository_url": "999999999999.dkr.ecr.us-east-1"
+                                                                                ".amazonaws.com/custom/products"}}})
+    build.run("dev", push=True, manifest_path=tmp_path / "m.json",
+              deps=make_deps(stack=stack, runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    assert f"999999999999.dkr.ecr.us-east-1.amazonaws.com/custom/products:{SHA}" in runner.argvs[1]
+
+
+def test_dirty_tree_is_refused_unless_allowed_and_then_never_takes_the_commit_tag(aws_env, tree, tmp_path):
+    runner = DockerRunner()
+    deps = make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree, dirty=["services/products/x.py"]))
+    with pytest.raises(OpsError, match="uncommitted changes \\(services/products/x.py\\).*--allow-dirty"):
+        build.run("dev", push=True, manifest_path=tmp_path / "m.json", deps=deps)
+    assert runner.calls == []
+    build.run("dev", push=True, allow_dirty=True, manifest_path=tmp_path / "m.json", deps=deps)
+    tag = runner.argvs[1][runner.argvs[1].index("--tag") + 1]
+    assert tag.startswith(f"{REGISTRY}/refarch-dev/products:{SHA}-dirty-")
+    assert f"org.opencontainers.image.revision={SHA}" in runner.argvs[1]
+
+
+def test_unknown_service_is_named(tree, tmp_path):
+    with pytest.raises(OpsError, match="no service named 'nope' .*services with a build: products"):
+        build.run("dev", service="nope", manifest_path=tmp_path / "m.json",
+                  deps=make_deps(git=FakeGit(root=tree)))
+
+
+def test_dry_run_prints_the_commands_and_runs_none(aws_env, tree, tmp_path, capsys):
+    runner = DockerRunner()
+    out = tmp_path / "m.json"
+    build.run("dev", push=True, dry_run=True, manifest_path=out,
+              deps=make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    assert runner.calls == [] and not out.exists()
+    err = capsys.readouterr().err
+    assert "would run: docker buildx build --platform linux/arm64" in err and "would run: docker login" in err
