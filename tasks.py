@@ -176,11 +176,12 @@ def lint(c, fix=False):
 
 @task
 def typecheck(c):
-    """mypy over the Pulumi program, the ops package and the policy pack."""
+    """mypy over the Pulumi program, the ops package, the policy pack and the CI bootstrap."""
     import sys
 
-    # policy/ is not a package: mypy checks its module by path.
-    c.run(f"{sys.executable} -m mypy infra ops policy/refarch_policies.py", pty=False)
+    # policy/ and ci/bootstrap/ are not packages: mypy checks their modules by path.
+    c.run(f"{sys.executable} -m mypy infra ops policy/refarch_policies.py ci/bootstrap/refarch_ci_bootstrap.py",
+          pty=False)
 
 
 @task(help={"workers": "pytest-xdist workers (0: run in this process)", "k": "only tests matching this expression"})

@@ -1,0 +1,178 @@
+"""The CI definitions: schema-valid, zizmor-clean, pinned, least privilege, and calling real tasks."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+GITLAB = ROOT / "ci" / "gitlab-ci.yml"
+BIN = Path(sys.executable).parent
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+INVOKE = re.compile(r"\binvoke\s+([a-z][a-z0-9-]*)(.*)")
+FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def jobs(path: Path) -> dict[str, dict[str, Any]]:
+    return load(path)["jobs"]
+
+
+def steps(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, step) for name, job in jobs(path).items() for step in job.get("steps", [])]
+
+
+def scripts() -> list[tuple[str, str]]:
+    """(where, shell text) of every command CI runs: GitHub `run:` and GitLab script lines."""
+    found = [(f"{path.name}:{job}", step["run"]) for path in WORKFLOWS for job, step in steps(path) if "run" in step]
+    for name, job in load(GITLAB).items():
+        if isinstance(job, dict):
+            for key in ("before_script", "script", "after_script"):
+                found += [(f"gitlab-ci.yml:{name}", line) for line in job.get(key, [])]
+    return found
+
+
+def invocations() -> list[tuple[str, str, list[str]]]:
+    """(where, task, flags) of every `invoke <task> ...` command, split at shell operators."""
+    found = []
+    for where, text in scripts():
+        for line in text.splitlines():
+            for command in re.split(r"\|\||&&|[|;]", line):
+                match = INVOKE.search(command)
+                if match:
+                    found.append((where, match[1], FLAG.findall(match[2])))
+    return found
+
+
+def test_there_are_the_four_workflows() -> None:
+    assert [p.name for p in WORKFLOWS] == ["deliver.yml", "drift.yml", "pr.yml", "rollback.yml"]
+
+
+def test_workflows_validate_against_the_github_schema() -> None:
+    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                             *map(str, WORKFLOWS)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_gitlab_pipeline_validates_against_the_gitlab_schema() -> None:
+    result = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(GITLAB)],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_finds_nothing() -> None:
+    result = subprocess.run([str(BIN / "zizmor"), "--offline", "--no-progress", str(ROOT / ".github" / "workflows")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_action_is_pinned_by_commit_with_its_version() -> None:
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            if "uses:" in line:
+                ref = line.split("uses:", 1)[1].split("#")[0].strip()
+                assert PINNED.match(ref), f"{path.name}: {line.strip()}"
+                assert re.search(r"# v\d+\.\d+\.\d+$", line), f"{path.name}: no version comment: {line.strip()}"
+
+
+def test_every_invoke_command_exists_with_its_flags(collection: Any) -> None:
+    seen = invocations()
+    assert {task for _, task, _ in seen} >= {"lint", "typecheck", "test", "synth", "policy", "report", "build",
+                                              "deploy", "verify", "rollback", "promote", "drift"}
+    problems = []
+    for where, task, flags in seen:
+        if task not in collection.task_names:
+            problems.append(f"{where}: no task {task!r}")
+            continue
+        known = {name for arg in collection[task].get_arguments() for name in arg.names}
+        problems += [f"{where}: invoke {task} has no --{flag}" for flag in flags if flag not in known]
+    assert problems == []
+
+
+def test_least_privilege_permissions() -> None:
+    for path in WORKFLOWS:
+        workflow = load(path)
+        assert workflow["permissions"] == {}, f"{path.name}: top-level permissions must be empty"
+        for name, job in workflow["jobs"].items():
+            permissions = job.get("permissions")
+            assert isinstance(permissions, dict), f"{path.name}:{name}: no job-level permissions"
+            assumes_role = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
+            # OIDC tokens only where a role is assumed, and no long-lived keys anywhere.
+            assert (permissions.get("id-token") == "write") == assumes_role, f"{path.name}:{name}"
+            assert "write" not in {v for k, v in permissions.items() if k not in ("id-token", "pull-requests",
+                                                                                  "issues")}, f"{path.name}:{name}"
+        assert "aws-access-key-id" not in path.read_text() and "AWS_SECRET_ACCESS_KEY" not in path.read_text()
+
+
+def test_checkouts_keep_no_credentials_and_runs_take_no_expressions() -> None:
+    for path in WORKFLOWS:
+        for job, step in steps(path):
+            if "actions/checkout" in step.get("uses", ""):
+                assert step["with"]["persist-credentials"] is False or step["with"]["persist-credentials"] == "false"
+            # Untrusted values reach shell code through env:, never spliced into the script.
+            assert "${{" not in step.get("run", ""), f"{path.name}:{job}: {step.get('name')}"
+
+
+def test_deploys_of_one_stack_never_overlap() -> None:
+    deliver = jobs(WORKFLOWS[0])
+    for job, stack in (("dev", "dev"), ("staging", "staging"), ("prod", "prod")):
+        assert deliver[job]["environment"] == stack
+        assert deliver[job]["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
+    rollback = jobs(ROOT / ".github" / "workflows" / "rollback.yml")["rollback"]
+    assert rollback["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
+    # GitLab: one resource group per stack for every job that changes it.
+    gitlab = load(GITLAB)
+    for name in ("deploy:dev", "rollback:dev", "promote:staging", "promote:prod", "rollback:prod"):
+        assert gitlab[name]["resource_group"] == f"deploy-{name.split(':')[1]}"
+
+
+def test_main_builds_once_and_promotes_through_a_protected_prod() -> None:
+    deliver = jobs(WORKFLOWS[0])
+    assert deliver["dev"]["needs"] == "build" and deliver["staging"]["needs"] == "dev"
+    assert deliver["prod"]["needs"] == "staging" and deliver["prod"]["environment"] == "prod"
+    commands = {job: [s["run"] for s in body["steps"] if "run" in s] for job, body in deliver.items()}
+    assert sum("invoke build" in c for cs in commands.values() for c in cs) == 1
+    assert "invoke promote --from staging --to \"$STACK\"" in commands["prod"]
+    for job in ("dev", "staging", "prod"):
+        [rollback] = [s for s in deliver[job]["steps"] if s.get("run", "").startswith("invoke rollback")]
+        assert rollback["if"].startswith("failure()")
+
+
+def test_pull_request_report_is_one_comment_per_stack() -> None:
+    report = jobs(ROOT / ".github" / "workflows" / "pr.yml")["report"]
+    [sticky] = [s for s in report["steps"] if "sticky-pull-request-comment" in s.get("uses", "")]
+    assert sticky["with"]["header"] == "refarch-report-${{ matrix.stack }}"
+    runs = [s["run"] for s in report["steps"] if "run" in s]
+    assert any("--preview" in r for r in runs) and any("invoke report" in r and "--preview" not in r for r in runs)
+
+
+def test_flag_parser_sees_flags_in_conditional_commands() -> None:
+    # The checker itself: a made-up flag in a composed command must be seen.
+    command = 'invoke verify --stack dev || invoke rollback --stack dev --yolo'
+    parts = [FLAG.findall(INVOKE.search(c)[2]) for c in re.split(r"\|\||&&|[|;]", command)]
+    assert parts == [["stack"], ["stack", "yolo"]]
+    assert shlex.split(command)[0] == "invoke"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_jobs_have_timeouts(path: Path) -> None:
+    assert all("timeout-minutes" in job for job in jobs(path).values())
+
+
+def test_python_environment_is_cached() -> None:
+    for path in WORKFLOWS:
+        for job, step in steps(path):
+            if "actions/setup-python" in step.get("uses", ""):
+                assert step["with"].get("cache") == "pip", f"{path.name}:{job}"
+    assert load(GITLAB)["default"]["cache"]["paths"] == [".cache/pip"]

@@ -1,0 +1,120 @@
+"""The shipped stacks against the pack: no mandatory violation, and the pack really reads them.
+
+The mutation tests change one property of a real synth and expect the matching policy to fire:
+they prove the clean result above comes from inspecting the architecture, not from policies that
+never match its resources.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ops.policy_run import Violation, command, evaluate
+from ops.synth import Synth
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_shipped_stack_passes_every_mandatory_policy(synths: dict[str, Synth], stack: str) -> None:
+    mandatory = [f"{v.policy}: {v.name}: {v.message}" for v in evaluate(synths[stack].to_json())
+                 if v.level == "mandatory"]
+    assert mandatory == []
+
+
+def test_dev_advisories_are_the_documented_opt_outs(dev: Synth) -> None:
+    # dev opts out of TLS and WAF in its stack file; both surface as advice, never silently.
+    policies = {v.policy for v in evaluate(dev.to_json()) if v.level == "advisory"}
+    assert {"alb-tls-advisory", "alb-waf-advisory"} <= policies
+
+
+def _mutated(synth: Synth, change: Callable[[list[dict[str, Any]]], None]) -> list[Violation]:
+    document = copy.deepcopy(synth.to_json())
+    change(document["resources"])
+    return evaluate(document)
+
+
+def _one(resources: list[dict[str, Any]], type_token: str) -> dict[str, Any]:
+    [found] = [r for r in resources if r["type"] == type_token]
+    return found
+
+
+def _open_ssh(resources: list[dict[str, Any]]) -> None:
+    rule = next(r for r in resources if r["type"] == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+                and r["inputs"].get("cidrIpv4") == "0.0.0.0/0")
+    rule["inputs"].update(fromPort=22, toPort=22)
+
+
+def _cache_in_public_subnets(resources: list[dict[str, Any]]) -> None:
+    public = [r["id"] for r in resources if r["type"] == "aws:ec2/subnet:Subnet" and "public" in r["name"]]
+    _one(resources, "aws:elasticache/subnetGroup:SubnetGroup")["inputs"]["subnetIds"] = public
+
+
+def _drop_waf(resources: list[dict[str, Any]]) -> None:
+    resources.remove(_one(resources, "aws:wafv2/webAclAssociation:WebAclAssociation"))
+
+
+def _force_ssl_off(resources: list[dict[str, Any]]) -> None:
+    group = _one(resources, "aws:rds/parameterGroup:ParameterGroup")
+    group["inputs"]["parameters"] = [p for p in group["inputs"]["parameters"] if p["name"] != "rds.force_ssl"]
+
+
+def _untag_vpc(resources: list[dict[str, Any]]) -> None:
+    del _one(resources, "aws:ec2/vpc:Vpc")["inputs"]["tags"]["managed-by"]
+
+
+def _writable_root(resources: list[dict[str, Any]]) -> None:
+    task = next(r for r in resources if r["type"] == "aws:ecs/taskDefinition:TaskDefinition")
+    task["inputs"]["containerDefinitions"] = task["inputs"]["containerDefinitions"].replace(
+        '"readonlyRootFilesystem": true', '"readonlyRootFilesystem": false')
+
+
+def _unprotected_database(resources: list[dict[str, Any]]) -> None:
+    _one(resources, "aws:rds/instance:Instance")["inputs"]["deletionProtection"] = False
+
+
+@pytest.mark.parametrize(("stack", "change", "policy"), [
+    ("dev", _open_ssh, "sg-no-public-ingress"),
+    ("dev", _cache_in_public_subnets, "data-stores-isolated"),
+    ("dev", _force_ssl_off, "rds-force-ssl"),
+    ("dev", _untag_vpc, "required-tags"),
+    ("dev", _writable_root, "ecs-read-only-root"),
+    ("prod", _drop_waf, "alb-waf"),
+    ("prod", _unprotected_database, "prod-stateful-protected"),
+], ids=lambda v: getattr(v, "__name__", v))
+def test_a_weakened_stack_is_caught(synths: dict[str, Synth], stack: str, change: Callable[..., None],
+                                    policy: str) -> None:
+    found = [v for v in _mutated(synths[stack], change) if v.level == "mandatory"]
+    assert [v.policy for v in found] == [policy], [v.message for v in found]
+
+
+def test_invoke_policy_fails_on_a_mandatory_violation(dev: Synth, tmp_path, capsys) -> None:
+    import json
+
+    from ops.errors import OpsError
+
+    clean = tmp_path / "dev.json"
+    clean.write_text(json.dumps(dev.to_json()))
+    assert all(v.level == "advisory" for v in command("dev", str(clean)))
+    capsys.readouterr()
+
+    weakened = copy.deepcopy(dev.to_json())
+    _open_ssh(weakened["resources"])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(weakened))
+    with pytest.raises(OpsError) as failure:
+        command("dev", str(bad))
+    assert failure.value.code == 1 and "1 mandatory" in failure.value.message
+    printed = capsys.readouterr().out
+    # Grouped by resource, the mandatory one first.
+    assert printed.index("sg-no-public-ingress") < printed.index("alb-tls-advisory")
+    assert "gateway-alb-in-80" in printed
+
+
+def test_invoke_policy_reports_an_unreadable_synth_file(tmp_path) -> None:
+    from ops.errors import OpsError
+
+    with pytest.raises(OpsError, match="cannot read synth file"):
+        command("dev", str(tmp_path / "missing.json"))
