@@ -337,11 +337,11 @@ class StackConfig(Strict):
                 problems.append(f"services[{i}].name: {svc.name!r} is already used by services[{seen[svc.name]}]")
             seen.setdefault(svc.name, i)
         routes = [(i, j, r) for i, s in enumerate(self.services) for j, r in enumerate(s.routes)]
-        for a, (i, j, r) in enumerate(routes):
-            for k, l, other in routes[a + 1:]:
-                if r.overlaps(other):
+        for a, (i, j, route) in enumerate(routes):
+            for k, m, other in routes[a + 1:]:
+                if route.overlaps(other):
                     problems.append(
-                        f"services[{k}].routes[{l}]: {other} overlaps {r} of services[{i}].routes[{j}]"
+                        f"services[{k}].routes[{m}]: {other} overlaps {route} of services[{i}].routes[{j}]"
                     )
         for name, ref in self.images.items():
             if name not in seen:
@@ -362,11 +362,11 @@ class StackConfig(Strict):
             if not self.delivery.protected:
                 problems.append("delivery.protected: prod must be protected")
         if problems:
-            raise StackProblems(problems)
+            raise CrossFieldError(problems)
         return self
 
 
-class StackProblems(ValueError):
+class CrossFieldError(ValueError):
     """Cross-field problems, each already prefixed with its key path."""
 
     def __init__(self, problems: list[str]):
@@ -419,10 +419,10 @@ def _decode(value: object) -> object:
 
 
 def _explain(exc) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for err in exc.errors():
         cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, StackProblems):
+        if isinstance(cause, CrossFieldError):
             lines.extend(f"{PROJECT}:{problem}" for problem in cause.problems)
             continue
         loc = err["loc"]

@@ -11,8 +11,8 @@ import importlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from functools import cache
-from typing import Any, Callable
 
 import pulumi
 
@@ -224,5 +224,5 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
         state.update({k: v for k, v in _computed(typ, name, self.region, inputs, arn).items() if k not in inputs})
         return (str(rid), state)
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        return _call(args.token, dict(args.args), self.region)
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return _call(args.token, dict(args.args), self.region), []

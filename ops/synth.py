@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from infra.config import PROJECT, StackConfig
 
@@ -156,11 +157,12 @@ def synth_stack(stack: str) -> Synth:
 def layer_of(synth: Synth, resource: dict[str, Any]) -> str:
     """The architecture layer a resource belongs to: its outermost `refarch:<layer>:*` ancestor."""
     by_urn = {r["urn"]: r for r in synth.resources}
-    layer, node = "stack", resource
-    while node is not None:
-        if node["type"].startswith(f"{PROJECT}:"):
-            layer = node["type"].split(":")[1]
-        node = by_urn.get(node["parent"] or "")
+    layer = "stack"
+    node_: dict[str, Any] | None = resource
+    while node_ is not None:
+        if node_["type"].startswith(f"{PROJECT}:"):
+            layer = node_["type"].split(":")[1]
+        node_ = by_urn.get(node_["parent"] or "")
     return layer
 
 
@@ -173,7 +175,8 @@ def command(stack: str, out: str | None) -> Synth:
 
     from rich.table import Table
 
-    from ops.console import err, out as stdout
+    from ops.console import err
+    from ops.console import out as stdout
 
     started = time.perf_counter()
     result = synth_stack(stack)

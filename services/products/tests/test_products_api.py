@@ -235,7 +235,8 @@ def test_app_reads_its_configuration_from_the_environment(
 
 
 def test_recent_products_are_listed_newest_first_and_limited(client: TestClient) -> None:
-    ids = [client.post("/products", json={"name": f"item {i}", "price": i}).json()["id"] for i in range(3)]
+    created = [client.post("/products", json={"name": f"item {i}", "price": i}) for i in range(3)]
+    ids = [response.json()["id"] for response in created]
     listed = client.get("/products", params={"limit": 2})
     assert listed.status_code == 200
     assert [p["id"] for p in listed.json()] == ids[::-1][:2]

@@ -22,7 +22,9 @@ _INSERT = """
     RETURNING id, name, price, created_at
 """
 _SELECT = "SELECT id, name, price, created_at FROM products WHERE id = %(id)s"
-_RECENT = "SELECT id, name, price, created_at FROM products ORDER BY created_at DESC, id LIMIT %(limit)s"
+_RECENT = (
+    "SELECT id, name, price, created_at FROM products ORDER BY created_at DESC, id LIMIT %(limit)s"
+)
 
 
 class DatabaseUnavailable(Exception):
