@@ -26,6 +26,8 @@ from ops.errors import OpsError
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "refarch"
 INSTALL_URL = "https://www.pulumi.com/docs/install/"
+# The CrossGuard pack guards every live preview and update, as `invoke policy` does offline.
+POLICY_PACK = ROOT / "policy"
 SECRET = "[secret]"
 
 OnEvent = Callable[[Any], None]
@@ -80,11 +82,12 @@ class PulumiStack:
     # --- operations ---------------------------------------------------------------------------
     def preview(self, on_event: OnEvent | None = None) -> Any:
         with _Translate(self.name):
-            return self._selected().preview(on_event=on_event)
+            return self._selected().preview(on_event=on_event, policy_packs=[str(POLICY_PACK)])
 
     def up(self, target_urns: list[str] | None = None, on_event: OnEvent | None = None) -> Any:
         with _Translate(self.name):
-            return self._selected().up(target=target_urns or None, on_event=on_event)
+            return self._selected().up(target=target_urns or None, on_event=on_event,
+                                       policy_packs=[str(POLICY_PACK)])
 
     def refresh(self, preview_only: bool = True) -> RefreshOutcome:
         drifted: dict[str, dict[str, Any]] = {}  # by URN: a step may come as pre and outputs events

@@ -10,7 +10,7 @@ from pulumi.automation._cmd import CommandResult
 from rich.console import Console
 
 from ops.delivery import pulumi_adapter
-from ops.delivery.pulumi_adapter import PulumiStack, UpProgress
+from ops.delivery.pulumi_adapter import ROOT, PulumiStack, UpProgress
 from ops.errors import OpsError
 from tests.delivery.flow_fakes import step_event
 
@@ -66,9 +66,11 @@ def test_set_images_sets_one_json_config_value():
 def test_up_passes_target_urns():
     auto = AutoStack()
     selected(auto).up(target_urns=["urn:a"], on_event=print)
-    assert auto.calls == [("up", {"target": ["urn:a"], "on_event": print})]
+    # The policy pack runs on every live update, not only offline.
+    assert auto.calls == [("up", {"target": ["urn:a"], "on_event": print,
+                                  "policy_packs": [str(ROOT / "policy")]})]
     selected(auto).up()
-    assert auto.calls[-1] == ("up", {"target": None, "on_event": None})
+    assert auto.calls[-1] == ("up", {"target": None, "on_event": None, "policy_packs": [str(ROOT / "policy")]})
 
 
 def test_cli_failure_is_one_line_with_the_stderr_tail():
