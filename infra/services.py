@@ -1,0 +1,657 @@
+"""The services layer: one ECS Fargate service per configured service, behind the gateway's ALB.
+
+Per service: an ECR repository (built services only), a log group, least-privilege execution and
+task roles, the task definition (app container, plus an ADOT collector when tracing), a migration
+task definition when the service has a migrate command, a security group with the matching rules
+on the ALB, database and cache groups, a target group with its listener rules, and the service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import ServiceConfig
+
+# Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
+APP_USER = "10001"
+# Seconds between SIGTERM and SIGKILL. The ALB has already drained the task by then (ECS stops
+# it only after deregistration), so this only has to cover closing connections and flushing.
+STOP_TIMEOUT = 30
+TMP_VOLUME = "tmp"
+HTTPS = 443
+ANYWHERE = "0.0.0.0/0"
+
+# Pinned: a collector upgrade is a reviewed change, never a surprise on the next task start.
+ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
+ADOT_CONFIG = "--config=/etc/ecs/ecs-default-config.yaml"
+ADOT_CONTAINER = "otel-collector"
+ADOT_MEMORY_RESERVATION = 64  # MiB, soft: the collector idles at ~40 MiB
+OTLP_ENDPOINT = "http://localhost:4317"  # tasks share a network namespace in awsvpc mode
+
+# Container health check limits (ECS rejects larger values than the ALB accepts).
+CONTAINER_CHECK_TIMEOUT_MAX = 60
+CONTAINER_CHECK_START_PERIOD_MAX = 300
+
+UNTAGGED_EXPIRY_DAYS = 7
+KEEP_IMAGES = 30
+
+# Listener rule priority = base + 10 * service index + route index: stable, unique, readable.
+RULE_PRIORITY_BASE = 100
+ROUTES_PER_SERVICE = 10
+TARGET_GROUP_NAME_MAX = 32
+
+XRAY_ACTIONS = [
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+]
+ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
+PRIVATE_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)"
+)
+
+
+class _Gateway(Protocol):
+    security_group_id: pulumi.Output[str]
+    listener_arn: pulumi.Output[str]
+
+
+class _Database(Protocol):
+    security_group_id: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    port: pulumi.Output[int]
+    db_name: str
+    username: str
+    master_secret_arn: pulumi.Output[str]
+
+
+class _Cache(Protocol):
+    security_group_id: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    port: pulumi.Output[int]
+    auth_secret_arn: pulumi.Output[str]
+
+
+@dataclass
+class ServicesArgs:
+    services: list[ServiceConfig]
+    images: dict[str, str]
+    name_prefix: str
+    region: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    gateway: _Gateway
+    database: _Database
+    cache: _Cache
+    log_retention_days: int
+    tracing: bool
+    container_insights: bool
+    tags: dict[str, str]
+
+
+@dataclass
+class DeployedService:
+    name: str
+    service_name: pulumi.Output[str]
+    service_arn: pulumi.Output[str]
+    target_group_arn: pulumi.Output[str]
+    target_group_arn_suffix: pulumi.Output[str]
+    repository_url: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    task_definition_arn: pulumi.Output[str]
+    log_group_name: pulumi.Output[str]
+    resource_id: pulumi.Output[str]
+    migration_task_definition_arn: pulumi.Output[str] | None
+    migration_task_definition_urn: pulumi.Output[str] | None
+
+
+# --- pure decisions (unit-testable without a synth) -------------------------------------------
+
+def capacity_strategy(spot_share: int) -> list[dict[str, Any]]:
+    """FARGATE / FARGATE_SPOT split for a spot share in percent."""
+    if spot_share == 0:
+        return [{"capacity_provider": "FARGATE", "weight": 1}]
+    if spot_share == 100:
+        return [{"capacity_provider": "FARGATE_SPOT", "weight": 1}]
+    g = math.gcd(spot_share, 100 - spot_share)
+    # base 1: a Spot reclaim wave can never take the last task down.
+    return [
+        {"capacity_provider": "FARGATE", "base": 1, "weight": (100 - spot_share) // g},
+        {"capacity_provider": "FARGATE_SPOT", "weight": spot_share // g},
+    ]
+
+
+def rule_priorities(service_index: int, svc: ServiceConfig) -> list[int]:
+    """One listener rule priority per route of the service at `service_index`."""
+    if len(svc.routes) > ROUTES_PER_SERVICE:
+        raise ValueError(f"services.{svc.name}: at most {ROUTES_PER_SERVICE} routes per service "
+                         f"(listener rule priorities are spaced {ROUTES_PER_SERVICE} apart)")
+    return [RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * service_index + j for j in range(len(svc.routes))]
+
+
+def target_group_name(prefix: str, svc: ServiceConfig) -> str:
+    """`<prefix>-<service>-<hash>`, at most 32 characters.
+
+    The hash covers the properties that force a replacement (port) so that Pulumi's
+    create-before-delete never collides with the old group's name; it covers the service name
+    so that truncation can never give two services one name.
+    """
+    digest = hashlib.sha256(f"{svc.name}/{svc.port}/HTTP/ip".encode()).hexdigest()[:4]
+    base = f"{prefix}-{svc.name}"[: TARGET_GROUP_NAME_MAX - len(digest) - 1].rstrip("-")
+    return f"{base}-{digest}"
+
+
+def secret_arn(reference: str) -> str:
+    """The secret's own ARN from an ECS `valueFrom` that may end in `:json-key:stage:version`."""
+    return ":".join(reference.split(":")[:7])
+
+
+def ecr_repository_arn(image: str, partition: str) -> str | None:
+    """The private ECR repository an image reference pulls from, if it is one."""
+    match = PRIVATE_ECR_IMAGE.match(image)
+    if not match:
+        return None
+    return f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
+
+
+def trust_policy(account: str, partition: str, region: str) -> dict[str, Any]:
+    # The conditions stop another account's ECS from assuming the role (confused deputy).
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account}:*"},
+            },
+        }],
+    }
+
+
+def execution_policy(*, pull_repository_arns: list[str], log_group_arn: str, secret_arns: list[str],
+                     account: str, partition: str, region: str) -> dict[str, Any]:
+    """What ECS needs to start this service's tasks, and nothing another service needs."""
+    statements: list[dict[str, Any]] = []
+    if pull_repository_arns:
+        statements += [
+            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "PullOwnImage", "Effect": "Allow", "Action": ECR_PULL_ACTIONS,
+             "Resource": sorted(pull_repository_arns)},
+        ]
+    statements.append({"Sid": "WriteOwnLogs", "Effect": "Allow",
+                       "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                       "Resource": f"{log_group_arn}:*"})
+    if secret_arns:
+        secrets = sorted(set(secret_arns))
+        statements += [
+            {"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": secrets},
+            # Secrets under a customer-managed key also need Decrypt; only through Secrets
+            # Manager and only for these secrets (Secrets Manager puts the secret's ARN in the
+            # encryption context), so the role cannot decrypt anything else with any key.
+            {"Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
+             "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
+             "Condition": {
+                 "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
+                 "ForAnyValue:StringEquals": {"kms:EncryptionContext:SecretARN": secrets},
+             }},
+        ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def tracing_policy() -> dict[str, Any]:
+    # X-Ray has no resource-level permissions for these actions.
+    return {"Version": "2012-10-17",
+            "Statement": [{"Sid": "XRayWrite", "Effect": "Allow", "Action": XRAY_ACTIONS, "Resource": "*"}]}
+
+
+def lifecycle_policy() -> dict[str, Any]:
+    return {"rules": [
+        {"rulePriority": 1, "description": f"expire untagged images after {UNTAGGED_EXPIRY_DAYS} days",
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                       "countNumber": UNTAGGED_EXPIRY_DAYS},
+         "action": {"type": "expire"}},
+        # An `any` rule must have the highest priority number; it keeps rollback targets around.
+        {"rulePriority": 2, "description": f"keep the last {KEEP_IMAGES} images",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+         "action": {"type": "expire"}},
+    ]}
+
+
+# --- the component -----------------------------------------------------------------------------
+
+class Services(pulumi.ComponentResource):
+    cluster_name: pulumi.Output[str]
+    cluster_arn: pulumi.Output[str]
+    deployed: dict[str, DeployedService]
+
+    def __init__(self, name: str, args: ServicesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("refarch:services:Services", name, None, opts)
+        self._name, self._args = name, args
+        prefix = args.name_prefix
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        self._account = aws.get_caller_identity_output(opts=invoke).account_id
+        self._partition = aws.get_partition_output(opts=invoke).partition
+
+        cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            name=prefix,
+            settings=[{"name": "containerInsights",
+                       "value": "enabled" if args.container_insights else "disabled"}],
+            tags=self._tags(prefix),
+            opts=child,
+        )
+        self._capacity = aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity",
+            cluster_name=cluster.name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategies=[{"capacity_provider": "FARGATE", "weight": 1}],
+            opts=child,
+        )
+        self._cluster = cluster
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.deployed = {svc.name: self._service(i, svc) for i, svc in enumerate(args.services)}
+        self.register_outputs({
+            "cluster_name": self.cluster_name,
+            "services": {n: d.service_name for n, d in self.deployed.items()},
+        })
+
+    def _tags(self, name: str) -> dict[str, str]:
+        return {**self._args.tags, "Name": name}
+
+    def _service(self, index: int, svc: ServiceConfig) -> DeployedService:
+        args, base = self._args, f"{self._name}-{svc.name}"
+        full = f"{args.name_prefix}-{svc.name}"
+        child = pulumi.ResourceOptions(parent=self)
+        priorities = rule_priorities(index, svc)  # raises before anything is registered
+
+        repository = self._repository(base, svc) if svc.build else None
+        log_group = aws.cloudwatch.LogGroup(
+            f"{base}-logs",
+            name=f"/ecs/{args.name_prefix}/{svc.name}",
+            retention_in_days=args.log_retention_days,
+            tags=self._tags(f"/ecs/{args.name_prefix}/{svc.name}"),
+            opts=child,
+        )
+        image = self._image(svc, repository)
+        execution_role, task_role, role_policies = self._roles(base, full, svc, repository, log_group, image)
+
+        env, secrets = self._environment(svc), self._secrets(svc)
+        app = self._app_container(svc, image, log_group, env, secrets)
+        containers: list[dict[str, Any]] = [app]
+        if args.tracing:
+            app["dependsOn"] = [{"containerName": ADOT_CONTAINER, "condition": "START"}]
+            containers.append(self._collector(log_group))
+        task_definition = self._task_definition(f"{base}-task", full, svc, containers, execution_role, task_role)
+
+        migration = None
+        if svc.migrate_command:
+            migration = self._task_definition(
+                f"{base}-migrate", f"{full}-migrate", svc,
+                [self._migration_container(svc, image, log_group, env, secrets)],
+                execution_role, task_role,
+            )
+
+        sg, sg_rules = self._security_group(base, full, svc)
+        target_group = self._target_group(base, svc)
+        listener_rules = [
+            aws.lb.ListenerRule(
+                f"{base}-rule-{j}",
+                listener_arn=args.gateway.listener_arn,
+                priority=priorities[j],
+                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
+                # One match type per condition (the provider's rule); all conditions must match.
+                conditions=[aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[route.path]))]
+                + ([aws.lb.ListenerRuleConditionArgs(
+                    host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[route.host]))] if route.host else []),
+                tags=self._tags(f"{full}-{j}"),
+                opts=child,
+            )
+            for j, route in enumerate(svc.routes)
+        ]
+
+        service = aws.ecs.Service(
+            f"{base}-service",
+            name=full,
+            cluster=self._cluster.arn,
+            task_definition=task_definition.arn,
+            desired_count=svc.desired_count,
+            capacity_provider_strategies=[aws.ecs.ServiceCapacityProviderStrategyArgs(**s)
+                                          for s in capacity_strategy(svc.spot_share)],
+            # The provider only applies a changed capacity strategy with a forced deployment.
+            force_new_deployment=True,
+            network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
+                subnets=list(args.private_subnet_ids), security_groups=[sg.id], assign_public_ip=False),
+            load_balancers=[aws.ecs.ServiceLoadBalancerArgs(
+                target_group_arn=target_group.arn, container_name=svc.name, container_port=svc.port)],
+            deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            # Never below desired capacity during a rollout; new tasks start beside the old ones.
+            deployment_minimum_healthy_percent=100,
+            deployment_maximum_percent=200,
+            health_check_grace_period_seconds=svc.health_check.grace_period,
+            # `pulumi up` returns only once the rollout is stable (or the breaker rolled it back).
+            wait_for_steady_state=True,
+            enable_execute_command=False,
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            tags=self._tags(full),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Autoscaling owns the count after creation; a deploy must not reset it.
+                ignore_changes=["desired_count"],
+                # A target group must belong to a listener before ECS registers into it; tasks
+                # need their permissions and network paths before they start, or the first
+                # deployment fails health checks and the circuit breaker rolls back to nothing.
+                depends_on=[*listener_rules, self._capacity, *role_policies, *sg_rules],
+            ),
+        )
+        return DeployedService(
+            name=svc.name,
+            service_name=service.name,
+            service_arn=service.arn,
+            target_group_arn=target_group.arn,
+            target_group_arn_suffix=target_group.arn_suffix,
+            repository_url=repository.repository_url if repository else pulumi.Output.from_input(""),
+            security_group_id=sg.id,
+            task_definition_arn=task_definition.arn,
+            log_group_name=log_group.name,
+            resource_id=pulumi.Output.concat("service/", self._cluster.name, "/", service.name),
+            migration_task_definition_arn=migration.arn if migration else None,
+            migration_task_definition_urn=migration.urn if migration else None,
+        )
+
+    # --- per-service parts ---------------------------------------------------------------------
+
+    def _repository(self, base: str, svc: ServiceConfig) -> aws.ecr.Repository:
+        repo_name = f"{self._args.name_prefix}/{svc.name}"
+        repository = aws.ecr.Repository(
+            f"{base}-repo",
+            name=repo_name,
+            # Deploys pin digests; immutable tags make a tag mean one image forever as well.
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            # The stack key is not an input of this layer; the AWS-managed ECR key still gives
+            # KMS encryption with CloudTrail-audited use, and needs no grant for task pulls.
+            encryption_configurations=[{"encryption_type": "KMS"}],
+            tags=self._tags(repo_name),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.ecr.LifecyclePolicy(
+            f"{base}-repo-lifecycle",
+            repository=repository.name,
+            policy=json.dumps(lifecycle_policy()),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return repository
+
+    def _image(self, svc: ServiceConfig, repository: aws.ecr.Repository | None) -> pulumi.Output[str]:
+        pinned = self._args.images.get(svc.name)
+        if pinned:
+            return pulumi.Output.from_input(pinned)
+        if repository is not None:
+            # Placeholder until the first build: `invoke deploy` refuses to deploy a built
+            # service without a digest, so this tag never reaches a real rollout.
+            return repository.repository_url.apply(lambda url: f"{url}:initial")
+        return pulumi.Output.from_input(svc.image or "")
+
+    def _roles(self, base: str, full: str, svc: ServiceConfig, repository: aws.ecr.Repository | None,
+               log_group: aws.cloudwatch.LogGroup, image: pulumi.Output[str],
+               ) -> tuple[aws.iam.Role, aws.iam.Role, list[aws.iam.RolePolicy]]:
+        args = self._args
+        child = pulumi.ResourceOptions(parent=self)
+        trust = pulumi.Output.all(self._account, self._partition).apply(
+            lambda v: json.dumps(trust_policy(v[0], v[1], args.region)))
+        execution_role = aws.iam.Role(
+            f"{base}-execution-role",
+            name=f"{full}-execution",
+            description=f"ECS starts {svc.name} tasks: pull its image, write its logs, read its secrets",
+            assume_role_policy=trust,
+            tags=self._tags(f"{full}-execution"),
+            opts=child,
+        )
+        task_role = aws.iam.Role(
+            f"{base}-task-role",
+            name=f"{full}-task",
+            description=f"{svc.name} application identity",
+            assume_role_policy=trust,
+            tags=self._tags(f"{full}-task"),
+            opts=child,
+        )
+
+        secret_refs: list[pulumi.Input[str]] = [secret_arn(ref) for ref in svc.secrets.values()]
+        if svc.uses_database:
+            secret_refs.append(args.database.master_secret_arn)
+        if svc.uses_cache:
+            secret_refs.append(args.cache.auth_secret_arn)
+        # Built services pull only from their own repository; a service running a given image
+        # may pull that image's private ECR repository (public registries need no permission).
+        repo_arn: pulumi.Input[str | None] = (
+            repository.arn if repository is not None
+            else pulumi.Output.all(image, self._partition).apply(lambda v: ecr_repository_arn(v[0], v[1])))
+        document = pulumi.Output.all(
+            repo=repo_arn, log_group=log_group.arn, secrets=pulumi.Output.all(*secret_refs),
+            account=self._account, partition=self._partition,
+        ).apply(lambda v: json.dumps(execution_policy(
+            pull_repository_arns=[v["repo"]] if v["repo"] else [],
+            log_group_arn=v["log_group"], secret_arns=list(v["secrets"]),
+            account=v["account"], partition=v["partition"], region=args.region,
+        )))
+        policies = [aws.iam.RolePolicy(f"{base}-execution-policy", role=execution_role.id,
+                                       name="start-tasks", policy=document, opts=child)]
+        if args.tracing:
+            policies.append(aws.iam.RolePolicy(f"{base}-task-tracing", role=task_role.id, name="xray-write",
+                                               policy=json.dumps(tracing_policy()), opts=child))
+        return execution_role, task_role, policies
+
+    def _environment(self, svc: ServiceConfig) -> dict[str, pulumi.Input[str]]:
+        args = self._args
+        env: dict[str, pulumi.Input[str]] = {**svc.environment, "PORT": str(svc.port)}
+        if svc.uses_database:
+            db = args.database
+            env |= {"DATABASE_HOST": db.endpoint, "DATABASE_PORT": db.port.apply(str),
+                    "DATABASE_NAME": db.db_name, "DATABASE_USER": db.username, "DATABASE_SSLMODE": "require"}
+        if svc.uses_cache:
+            env |= {"CACHE_HOST": args.cache.endpoint, "CACHE_PORT": args.cache.port.apply(str),
+                    "CACHE_TLS": "true"}
+        if args.tracing:
+            env |= {
+                "OTEL_SERVICE_NAME": svc.name,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+                "OTEL_PROPAGATORS": "tracecontext,baggage,xray",
+                "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={args.tags.get('environment', '')}",
+                # Traces only: the task role may write to X-Ray and nowhere else, so metrics and
+                # logs sent to the collector would only be dropped with permission errors.
+                "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_LOGS_EXPORTER": "none",
+            }
+        return env
+
+    def _secrets(self, svc: ServiceConfig) -> dict[str, pulumi.Input[str]]:
+        args = self._args
+        secrets: dict[str, pulumi.Input[str]] = dict(svc.secrets)
+        if svc.uses_database:
+            # The RDS-managed secret is JSON; ECS extracts one key with `<arn>:<key>::`.
+            secrets["DATABASE_PASSWORD"] = pulumi.Output.concat(args.database.master_secret_arn, ":password::")
+        if svc.uses_cache:
+            secrets["CACHE_AUTH_TOKEN"] = args.cache.auth_secret_arn
+        return secrets
+
+    def _log_config(self, log_group: aws.cloudwatch.LogGroup, stream_prefix: str) -> dict[str, Any]:
+        return {"logDriver": "awslogs", "options": {
+            "awslogs-group": log_group.name, "awslogs-region": self._args.region,
+            "awslogs-stream-prefix": stream_prefix}}
+
+    def _hardened(self, svc: ServiceConfig, name: str, image: pulumi.Input[str],
+                  log_group: aws.cloudwatch.LogGroup, stream_prefix: str,
+                  env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
+        """What every container running the service's image shares: identity, FS, env, secrets."""
+        container: dict[str, Any] = {
+            "name": name,
+            "image": image,
+            "essential": True,
+            "user": APP_USER,
+            "privileged": False,
+            "readonlyRootFilesystem": svc.read_only_root_filesystem,
+            "environment": [{"name": k, "value": env[k]} for k in sorted(env)],
+            # Injected by ECS at start from Secrets Manager: never in the task definition itself.
+            "secrets": [{"name": k, "valueFrom": secrets[k]} for k in sorted(secrets)],
+            "logConfiguration": self._log_config(log_group, stream_prefix),
+            "stopTimeout": STOP_TIMEOUT,
+        }
+        if svc.read_only_root_filesystem:
+            container["mountPoints"] = [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}]
+        return container
+
+    def _app_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
+                       env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
+        container = self._hardened(svc, svc.name, image, log_group, "app", env, secrets)
+        container["portMappings"] = [{"containerPort": svc.port, "protocol": "tcp"}]
+        check = svc.health_check
+        if check.command:
+            container["healthCheck"] = {
+                "command": check.command,
+                "interval": check.interval,
+                "timeout": min(check.timeout, CONTAINER_CHECK_TIMEOUT_MAX),
+                "retries": check.unhealthy_threshold,
+                "startPeriod": min(check.grace_period, CONTAINER_CHECK_START_PERIOD_MAX),
+            }
+        return container
+
+    def _migration_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
+                             env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
+        # No collector runs beside a one-off task: switch the SDK off rather than let it retry
+        # an endpoint that is not there.
+        plain = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+        if self._args.tracing:
+            plain["OTEL_SDK_DISABLED"] = "true"
+        container = self._hardened(svc, svc.name, image, log_group, "migrate", plain, secrets)
+        container["command"] = list(svc.migrate_command or [])
+        return container
+
+    def _collector(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
+        container: dict[str, Any] = {
+            "name": ADOT_CONTAINER,
+            "image": ADOT_IMAGE,
+            "command": [ADOT_CONFIG],
+            # Losing traces must never take the service down with it.
+            "essential": False,
+            "memoryReservation": ADOT_MEMORY_RESERVATION,
+            "user": APP_USER,
+            "privileged": False,
+            "readonlyRootFilesystem": True,
+            "logConfiguration": self._log_config(log_group, "otel"),
+        }
+        return container
+
+    def _task_definition(self, resource_name: str, family: str, svc: ServiceConfig,
+                         containers: list[dict[str, Any]], execution_role: aws.iam.Role,
+                         task_role: aws.iam.Role) -> aws.ecs.TaskDefinition:
+        return aws.ecs.TaskDefinition(
+            resource_name,
+            family=family,
+            requires_compatibilities=["FARGATE"],
+            network_mode="awsvpc",
+            cpu=str(svc.cpu),
+            memory=str(svc.memory),
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": svc.architecture},
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            container_definitions=pulumi.Output.json_dumps(containers),
+            # A task-scoped scratch volume: /tmp stays writable while the root FS is read-only.
+            volumes=[{"name": TMP_VOLUME}] if svc.read_only_root_filesystem else [],
+            tags=self._tags(family),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _security_group(self, base: str, full: str, svc: ServiceConfig,
+                        ) -> tuple[aws.ec2.SecurityGroup, list[pulumi.Resource]]:
+        args = self._args
+        child = pulumi.ResourceOptions(parent=self)
+        # name_prefix: a replacement never collides with the group it replaces.
+        sg = aws.ec2.SecurityGroup(
+            f"{base}-sg",
+            name_prefix=f"{full}-",
+            description=f"{svc.name} tasks: from the ALB on {svc.port}; out to HTTPS and its data stores",
+            vpc_id=args.vpc_id,
+            tags=self._tags(full),
+            opts=child,
+        )
+        rules: list[pulumi.Resource] = [
+            aws.vpc.SecurityGroupIngressRule(
+                f"{base}-in-alb", security_group_id=sg.id, referenced_security_group_id=args.gateway.security_group_id,
+                ip_protocol="tcp", from_port=svc.port, to_port=svc.port,
+                description=f"ALB to {svc.name}", tags=self._tags(f"{full}-from-alb"), opts=child),
+            aws.vpc.SecurityGroupEgressRule(
+                f"{base}-alb-out", security_group_id=args.gateway.security_group_id, referenced_security_group_id=sg.id,
+                ip_protocol="tcp", from_port=svc.port, to_port=svc.port,
+                description=f"ALB to {svc.name}", tags=self._tags(f"alb-to-{full}"), opts=child),
+            # ECR, Secrets Manager, CloudWatch Logs and X-Ray are all HTTPS APIs (via NAT or
+            # VPC endpoints); so are the third-party APIs an application calls.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{base}-out-https", security_group_id=sg.id, cidr_ipv4=ANYWHERE,
+                ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
+                description="HTTPS to AWS APIs and the internet", tags=self._tags(f"{full}-https"), opts=child),
+        ]
+        stores = []
+        if svc.uses_database:
+            stores.append(("db", "database", args.database.security_group_id, args.database.port))
+        if svc.uses_cache:
+            stores.append(("cache", "cache", args.cache.security_group_id, args.cache.port))
+        for short, what, store_sg, port in stores:
+            rules += [
+                aws.vpc.SecurityGroupEgressRule(
+                    f"{base}-out-{short}", security_group_id=sg.id, referenced_security_group_id=store_sg,
+                    ip_protocol="tcp", from_port=port, to_port=port,
+                    description=f"{svc.name} to the {what}", tags=self._tags(f"{full}-to-{short}"), opts=child),
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{base}-{short}-in", security_group_id=store_sg, referenced_security_group_id=sg.id,
+                    ip_protocol="tcp", from_port=port, to_port=port,
+                    description=f"{svc.name} to the {what}", tags=self._tags(f"{short}-from-{full}"), opts=child),
+            ]
+        return sg, rules
+
+    def _target_group(self, base: str, svc: ServiceConfig) -> aws.lb.TargetGroup:
+        check = svc.health_check
+        name = target_group_name(self._args.name_prefix, svc)
+        return aws.lb.TargetGroup(
+            f"{base}-tg",
+            name=name,
+            target_type="ip",  # awsvpc tasks register by IP
+            protocol="HTTP",
+            port=svc.port,
+            vpc_id=self._args.vpc_id,
+            # The rollout floor is healthy_threshold x interval + deregistration_delay; AWS's
+            # defaults (5 x 30 s + 300 s) would make every deploy take 7.5 minutes.
+            deregistration_delay=check.deregistration_delay,
+            health_check={
+                "enabled": True,
+                "protocol": "HTTP",
+                "path": check.path,
+                "port": "traffic-port",
+                "interval": check.interval,
+                "timeout": check.timeout,
+                "healthy_threshold": check.healthy_threshold,
+                "unhealthy_threshold": check.unhealthy_threshold,
+                "matcher": "200-399",
+            },
+            tags=self._tags(name),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
