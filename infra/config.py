@@ -36,6 +36,9 @@ SUBNET_TIERS = 3
 SUBNET_NEWBITS = 4  # 16 equal slots: enough for 3 tiers x 5 AZs
 MAX_AZS = 5
 
+# The one mutable tag of a service's repository: the registry build cache every build overwrites.
+BUILD_CACHE_TAG = "buildcache"
+
 # Environment names the platform injects itself; a service may not override them.
 RESERVED_ENV = re.compile(r"^(DATABASE_|CACHE_|OTEL_|AWS_|ECS_)")
 SECRET_LOOKING = re.compile(r"(PASSWORD|SECRET|TOKEN|PRIVATE_KEY|API_KEY)$")
@@ -186,7 +189,8 @@ class ServiceConfig(Strict):
     migrate_command: list[str] | None = None
     spot_share: Annotated[int, Field(ge=0, le=100)] = 0  # percent of tasks on FARGATE_SPOT
     read_only_root_filesystem: bool = True
-    writable_root_reason: str | None = None
+    # Carried as an AWS tag value, hence the character set.
+    writable_root_reason: Annotated[str, Field(pattern=r"^[A-Za-z0-9 _.:/=+\-@]+$", min_length=3, max_length=256)] | None = None
 
     @field_validator("environment", "secrets")
     @classmethod

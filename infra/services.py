@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import ServiceConfig
+from infra.config import BUILD_CACHE_TAG, ServiceConfig
 
 # Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
 APP_USER = "10001"
@@ -384,8 +384,10 @@ class Services(pulumi.ComponentResource):
         repository = aws.ecr.Repository(
             f"{base}-repo",
             name=repo_name,
-            # Deploys pin digests; immutable tags make a tag mean one image forever as well.
-            image_tag_mutability="IMMUTABLE",
+            # Deploys pin digests; immutable tags make a tag mean one image forever as well. The
+            # one exception is the build cache, which every build overwrites (`--cache-to`).
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[{"filter": BUILD_CACHE_TAG, "filter_type": "WILDCARD"}],
             image_scanning_configuration={"scan_on_push": True},
             # The stack key is not an input of this layer; the AWS-managed ECR key still gives
             # KMS encryption with CloudTrail-audited use, and needs no grant for task pulls.
@@ -577,7 +579,11 @@ class Services(pulumi.ComponentResource):
             container_definitions=pulumi.Output.json_dumps(containers),
             # A task-scoped scratch volume: /tmp stays writable while the root FS is read-only.
             volumes=[{"name": TMP_VOLUME}] if svc.read_only_root_filesystem else [],
-            tags=self._tags(family),
+            # The opt-out's reason travels with the task definition, where the policy pack reads it.
+            tags=self._tags(family) | (
+                {} if svc.read_only_root_filesystem else {"writable-root-reason": svc.writable_root_reason or ""}),
+            # Replaced revisions stay registered: break-glass rollback points services back at them.
+            skip_destroy=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from infra.config import BUILD_CACHE_TAG
 from ops.console import err
 from ops.errors import OpsError
 
@@ -93,7 +94,7 @@ class Docker:
 
 def build_argv(*, context: str, repository: str, git_sha: str, platform: str, source_url: str | None,
                created: str, push: bool, metadata_file: str, tag: str | None = None) -> list[str]:
-    cache = f"type=registry,ref={repository}:buildcache"
+    cache = f"type=registry,ref={repository}:{BUILD_CACHE_TAG}"
     argv = ["docker", "buildx", "build", "--platform", platform,
             "--tag", f"{repository}:{tag or git_sha}",
             "--label", f"org.opencontainers.image.revision={git_sha}"]

@@ -172,7 +172,9 @@ def test_image_service_runs_its_image_and_gets_no_repository(mixed):
 
 def test_repository_is_immutable_scanned_encrypted_and_expires_old_images(mixed):
     repo = mixed.one("aws:ecr/repository:Repository")["inputs"]
-    assert repo["imageTagMutability"] == "IMMUTABLE"
+    # Immutable except the registry build cache, which every build overwrites.
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert repo["imageTagMutabilityExclusionFilters"] == [{"filter": "buildcache", "filterType": "WILDCARD"}]
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfigurations"][0]["encryptionType"] in {"KMS", "AES256"}
     lifecycle = mixed.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]
@@ -538,3 +540,15 @@ def test_priorities_never_overlap_between_services_and_routes_beyond_the_slots_a
         rule_priorities(0, wide)
     fits = wide.model_copy(update={"routes": wide.routes[:10]})
     assert max(rule_priorities(0, fits)) < min(rule_priorities(1, fits))
+
+
+def test_replaced_task_definitions_stay_registered_for_break_glass_rollback(mixed):
+    for td in mixed.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        assert td["inputs"]["skipDestroy"] is True, td["name"]
+
+
+def test_writable_root_opt_out_is_tagged_with_its_reason_for_the_policy_pack(mixed):
+    tagged = {td["inputs"]["family"]: td["inputs"]["tags"].get("writable-root-reason")
+              for td in mixed.of_type("aws:ecs/taskDefinition:TaskDefinition")}
+    writable = {family: reason for family, reason in tagged.items() if reason}
+    assert writable and all("web" in family for family in writable)
