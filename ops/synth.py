@@ -188,7 +188,8 @@ def command(stack: str, out: str | None) -> Synth:
     table.add_column("count", justify="right")
     for (layer, typ), n in sorted(counts.items()):
         table.add_row(layer, typ, str(n))
-    (err if out is None else stdout).print(table)
+    console = err if out is None else stdout
+    console.print(table, width=max(console.width, 110))  # type tokens are long; never truncate them
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
