@@ -10,6 +10,16 @@ from ops.synth import Synth, synth_stack
 STACKS = ("dev", "staging", "prod")
 
 
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch):
+    """No test can reach a real AWS account, whatever credentials the developer's shell holds."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 @pytest.fixture(scope="session")
 def synths() -> dict[str, Synth]:
     return {stack: synth_stack(stack) for stack in STACKS}

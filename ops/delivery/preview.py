@@ -13,6 +13,7 @@ from typing import Any
 
 from ops.console import err, out
 from ops.delivery import Deps
+from ops.errors import OpsError
 
 # When one resource has several steps (a replacement is create-replacement + replace +
 # delete-replaced), the one that matters most to a reviewer names it.
@@ -28,14 +29,12 @@ MAX_LISTED = 30  # keeps the comment under ~60 lines; the JSON has everything
 
 def run(stack: str, *, md: Path | None = None, json_out: Path | None = None, dry_run: bool = False,
         deps: Deps) -> list[dict[str, Any]] | None:
-    deps.load_config(stack)  # raises ConfigError naming every problem: no cloud call on a bad file
+    config = deps.load_config(stack)  # raises ConfigError naming every problem: no cloud call on a bad file
     if dry_run:
         err.print(f"would run: pulumi preview --stack {stack}"
                   + (f", write {json_out}" if json_out else "") + (f", write {md}" if md else ""), markup=False)
         return None
-    events: list[Any] = []
-    deps.pulumi().select(stack).preview(on_event=events.append)
-    found = steps(events)
+    found = collect(stack, config, deps)
     text = render_markdown(stack, found)
     if json_out:
         _write(json_out, json.dumps(found, indent=2) + "\n")
@@ -43,6 +42,42 @@ def run(stack: str, *, md: Path | None = None, json_out: Path | None = None, dry
         _write(md, text)
     out.print(text, markup=False, highlight=False)
     return found
+
+
+def collect(stack: str, config: Any, deps: Deps) -> list[dict[str, Any]]:
+    """The live preview's steps: the one path `invoke preview` and `invoke report --preview` share."""
+    selected = deps.pulumi().select(stack)
+    running = _running_images(stack, config, deps)
+    if running:
+        selected.set_images(running)
+    events: list[Any] = []
+    selected.preview(on_event=events.append)
+    return steps(events)
+
+
+def _running_images(stack: str, config: Any, deps: Deps) -> dict[str, str] | None:
+    """The digests the stack runs, for built services the stack file does not pin.
+
+    A checkout's stack file rarely holds the deployed digests (deploy writes them in CI's
+    workspace), and without them the program falls back to a placeholder image: every preview
+    would show every task definition changing. Pinning what runs (the ledger's current release)
+    makes the preview show the change under review and nothing else.
+    """
+    unpinned = [svc.name for svc in config.services if svc.build and svc.name not in config.images]
+    if not unpinned:
+        return None
+    try:
+        with deps.translate_errors():
+            current = deps.ledger(deps.clients(config.region), stack).current()
+    except OpsError as exc:
+        err.print(f"note: previewing with the stack file's images; the ledger is unreadable: {exc.message}",
+                  markup=False)
+        return None
+    if current is None:
+        return None
+    err.print(f"note: {', '.join(unpinned)} pinned to the running release {current.id} for this preview",
+              markup=False)
+    return {**current.images, **config.images}
 
 
 def steps(events: list[Any]) -> list[dict[str, Any]]:

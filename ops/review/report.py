@@ -114,13 +114,13 @@ def offline_changes(head: SynthJson, base: SynthJson | None) -> Changes:
 
 
 def live_changes(stack: str, pulumi: Callable[[], Any] | None = None) -> Changes:
-    """The live preview through the delivery pipeline's Pulumi adapter and its Markdown renderer."""
-    from ops.delivery import preview
-    from ops.delivery.pulumi_adapter import PulumiStack
+    """The live preview through the delivery pipeline's own preview path and Markdown renderer."""
+    from ops.delivery import default_deps, preview
 
-    events: list[Any] = []
-    (pulumi or PulumiStack)().select(stack).preview(on_event=events.append)
-    steps = preview.steps(events)
+    deps = default_deps()
+    if pulumi is not None:
+        deps.pulumi = pulumi
+    steps = preview.collect(stack, deps.load_config(stack), deps)
     changed = [s for s in steps if s["op"] != "same"]
     counts = {op: sum(1 for s in changed if s["op"] == op) for op in ("create", "update", "replace", "delete")}
     headline = (f"+{counts['create']} ~{counts['update']} ±{counts['replace']} -{counts['delete']} (live preview)"

@@ -54,7 +54,7 @@ def test_long_previews_stay_short():
     assert "… and 170 more (see the JSON)" in text
 
 
-def test_run_writes_json_and_markdown(tmp_path, deps):
+def test_run_writes_json_and_markdown(tmp_path, deps, aws_env):
     stack = RecordingStack(events=EVENTS)
     deps.pulumi = lambda: stack
     preview.run("dev", md=tmp_path / "p.md", json_out=tmp_path / "p.json", deps=deps)
@@ -62,6 +62,20 @@ def test_run_writes_json_and_markdown(tmp_path, deps):
     assert [s["op"] for s in json.loads((tmp_path / "p.json").read_text())] == [
         "same", "update", "create", "replace", "delete"]
     assert (tmp_path / "p.md").read_text().startswith("### Pulumi preview: `dev`")
+
+
+def test_preview_pins_the_running_release_when_the_stack_file_does_not(deps, clients):
+    """Otherwise every PR preview shows each task definition moving to the placeholder image."""
+    from ops.delivery.ledger import Ledger
+
+    running = {"products": "123456789012.dkr.ecr.us-east-1.amazonaws.com/refarch-dev/products@sha256:" + "a" * 64}
+    ledger = Ledger(clients, "dev")
+    release = ledger.begin("abc1234", running, "hash", "deploy")
+    ledger.finish(release.id, "succeeded", verified=True)
+    stack = RecordingStack(events=EVENTS)
+    deps.pulumi = lambda: stack
+    preview.run("dev", deps=deps)
+    assert stack.calls == [("select", "dev"), ("set_images", running), ("preview",)]
 
 
 def test_bad_config_stops_before_pulumi(deps, tmp_path):
