@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from infra.config import ServiceConfig
 from infra.services import DeployedService
+from infra.tags import with_name
 
 CPU_TARGET = 60.0  # percent: headroom for a burst while new tasks start (~1 min on Fargate)
 MEMORY_TARGET = 75.0  # percent: memory does not burst like CPU, but an OOM kill is abrupt
@@ -63,7 +64,7 @@ class Autoscaling(pulumi.ComponentResource):
             resource_id=deployed.resource_id,
             min_capacity=svc.min_count,
             max_capacity=svc.max_count,
-            tags={**args.tags, "Name": deployed.service_name},
+            tags=with_name(args.tags, deployed.service_name),
             opts=child,
         )
         request_label = pulumi.Output.concat(args.gateway.arn_suffix, "/", deployed.target_group_arn_suffix)

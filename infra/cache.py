@@ -15,6 +15,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.config import CacheConfig
+from infra.tags import with_name
 
 PORT = 6379
 REPLICATION_GROUP_ID_MAX = 40
@@ -60,9 +61,6 @@ class Cache(pulumi.ComponentResource):
                 f"cache: replication group id {group_id!r} exceeds {REPLICATION_GROUP_ID_MAX} characters"
             )
 
-        def tags(label: str) -> dict[str, str]:
-            return {**args.tags, "Name": label}
-
         # No rules at all: the provider removes AWS's default allow-all egress (the engine never
         # dials out), and each service that uses the cache adds its own ingress on 6379.
         sg = aws.ec2.SecurityGroup(
@@ -70,7 +68,7 @@ class Cache(pulumi.ComponentResource):
             name=group_id,
             description="Cache: ingress only from the services that use it, added by each",
             vpc_id=args.vpc_id,
-            tags=tags(group_id),
+            tags=with_name(args.tags, group_id),
             opts=child,
         )
         subnets = aws.elasticache.SubnetGroup(
@@ -78,7 +76,7 @@ class Cache(pulumi.ComponentResource):
             name=group_id,
             description=f"{prefix}: isolated subnets (no route out of the VPC)",
             subnet_ids=list(args.isolated_subnet_ids),
-            tags=tags(group_id),
+            tags=with_name(args.tags, group_id),
             opts=child,
         )
 
@@ -96,7 +94,7 @@ class Cache(pulumi.ComponentResource):
             description=f"{prefix}: AUTH token of the {group_id} replication group",
             kms_key_id=args.kms_key_arn,
             recovery_window_in_days=30 if args.protect else 7,
-            tags=tags(f"{group_id}-auth-token"),
+            tags=with_name(args.tags, f"{group_id}-auth-token"),
             opts=child,
         )
         aws.secretsmanager.SecretVersion(
@@ -113,7 +111,7 @@ class Cache(pulumi.ComponentResource):
                 name=f"/{prefix}/cache/{kind}",
                 retention_in_days=args.log_retention_days,
                 kms_key_id=args.kms_key_arn,
-                tags=tags(f"{group_id}-{kind}"),
+                tags=with_name(args.tags, f"{group_id}-{kind}"),
                 opts=child,
             )
             for kind in LOG_TYPES
@@ -157,7 +155,7 @@ class Cache(pulumi.ComponentResource):
                 )
                 for kind in LOG_TYPES
             ],
-            tags=tags(group_id),
+            tags=with_name(args.tags, group_id),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
 

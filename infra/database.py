@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import DatabaseConfig, MonitoringConfig
+from infra.tags import with_name
 
 PORT = 5432
 IDENTIFIER_MAX = 63
@@ -64,9 +65,6 @@ class Database(pulumi.ComponentResource):
         if len(identifier) > IDENTIFIER_MAX:
             raise ValueError(f"database: instance identifier {identifier!r} exceeds {IDENTIFIER_MAX} characters")
 
-        def tags(label: str) -> dict[str, str]:
-            return {**args.tags, "Name": label}
-
         # No rules at all: the provider removes AWS's default allow-all egress (PostgreSQL never
         # dials out), and each service that uses the database adds its own ingress on 5432.
         sg = aws.ec2.SecurityGroup(
@@ -74,7 +72,7 @@ class Database(pulumi.ComponentResource):
             name=identifier,
             description="PostgreSQL: ingress only from the services that use it, added by each",
             vpc_id=args.vpc_id,
-            tags=tags(identifier),
+            tags=with_name(args.tags, identifier),
             opts=child,
         )
         subnets = aws.rds.SubnetGroup(
@@ -82,7 +80,7 @@ class Database(pulumi.ComponentResource):
             name=identifier,
             description=f"{prefix}: isolated subnets (no route out of the VPC)",
             subnet_ids=list(args.isolated_subnet_ids),
-            tags=tags(identifier),
+            tags=with_name(args.tags, identifier),
             opts=child,
         )
         # The family carries the major version, so a major upgrade creates the new group beside the
@@ -97,7 +95,7 @@ class Database(pulumi.ComponentResource):
                 aws.rds.ParameterGroupParameterArgs(name=key, value=value, apply_method="immediate")
                 for key, value in _parameters().items()
             ],
-            tags=tags(f"{prefix}-{family}"),
+            tags=with_name(args.tags, f"{prefix}-{family}"),
             opts=child,
         )
         # Created before the instance so that RDS exports into groups with retention; the ones
@@ -108,7 +106,7 @@ class Database(pulumi.ComponentResource):
                 name=f"/aws/rds/instance/{identifier}/{kind}",
                 retention_in_days=args.log_retention_days,
                 kms_key_id=args.kms_key_arn,
-                tags=tags(f"{identifier}-{kind}"),
+                tags=with_name(args.tags, f"{identifier}-{kind}"),
                 opts=child,
             )
             for kind in LOG_EXPORTS
@@ -159,7 +157,7 @@ class Database(pulumi.ComponentResource):
             performance_insights_enabled=insights,
             performance_insights_kms_key_id=args.kms_key_arn if insights else None,
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_DAYS if insights else None,
-            tags=tags(identifier),
+            tags=with_name(args.tags, identifier),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
         )
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.tags import with_name
+
 
 @dataclass
 class EncryptionArgs:
@@ -34,7 +36,7 @@ class Encryption(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=policy,
-            tags={**args.tags, "Name": f"{args.name_prefix}-data"},
+            tags=with_name(args.tags, f"{args.name_prefix}-data"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         aws.kms.Alias(

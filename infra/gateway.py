@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import GatewayConfig
+from infra.tags import with_name
 
 ANYWHERE = "0.0.0.0/0"
 # TLS 1.3 with 1.2 as the floor: AWS's recommended policy, no CBC or SHA-1 suites.
@@ -182,7 +183,7 @@ class Gateway(pulumi.ComponentResource):
         })
 
     def _tags(self, name: str) -> dict[str, str]:
-        return {**self._args.tags, "Name": name}
+        return with_name(self._args.tags, name)
 
     def _certificate(self) -> pulumi.Input[str] | None:
         """The HTTPS listener's certificate: the configured one, or one issued for `domain`."""

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import MonitoringConfig, ServiceConfig
+from infra.tags import with_name
 
 if TYPE_CHECKING:  # the layers below are only read, never constructed here
     from infra.cache import Cache
@@ -118,7 +119,7 @@ class Monitoring(pulumi.ComponentResource):
             f"{name}-alerts",
             name=f"{prefix}-alerts",
             kms_master_key_id=args.kms_key_arn,
-            tags={**args.tags, "Name": f"{prefix}-alerts"},
+            tags=with_name(args.tags, f"{prefix}-alerts"),
             opts=child,
         )
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id

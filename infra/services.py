@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import BUILD_CACHE_TAG, ServiceConfig
+from infra.tags import with_name
 
 # Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
 APP_USER = "10001"
@@ -273,7 +274,7 @@ class Services(pulumi.ComponentResource):
         })
 
     def _tags(self, name: str) -> dict[str, str]:
-        return {**self._args.tags, "Name": name}
+        return with_name(self._args.tags, name)
 
     def _service(self, index: int, svc: ServiceConfig) -> DeployedService:
         args, base = self._args, f"{self._name}-{svc.name}"

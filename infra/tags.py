@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def base_tags(project: str, stack: str, environment: str) -> dict[str, str]:
     return {
@@ -12,5 +14,6 @@ def base_tags(project: str, stack: str, environment: str) -> dict[str, str]:
     }
 
 
-def with_name(tags: dict[str, str], name: str) -> dict[str, str]:
+def with_name(tags: dict[str, str], name: Any) -> dict[str, Any]:
+    """The standard tags plus `Name` (a plain string, or an Output where the name is computed)."""
     return {**tags, "Name": name}
