@@ -1,4 +1,4 @@
-"""The stack, top to bottom as the layer diagram reads:
+"""The stack, top to bottom as the layer diagram reads (infra/aws/, one module per layer):
 
     internet -> gateway (WAF, ALB, TLS) -> services (ECS Fargate) -> database + cache
                                               autoscaling            monitoring beside all

@@ -1,4 +1,4 @@
-"""Composes the layers from the typed stack config and exports what the delivery pipeline needs.
+"""The program's entry: the stack's validated config, rendered for the target it names.
 
 Kept apart from __main__.py so that importing it registers nothing: the synth harness and tests
 call build() inside Pulumi's mock runtime.
@@ -9,15 +9,6 @@ from __future__ import annotations
 import pulumi
 
 from infra import config as cfg
-from infra.autoscaling import Autoscaling, AutoscalingArgs
-from infra.cache import Cache, CacheArgs
-from infra.database import Database, DatabaseArgs
-from infra.encryption import Encryption, EncryptionArgs
-from infra.gateway import Gateway, GatewayArgs
-from infra.monitoring import Monitoring, MonitoringArgs
-from infra.network import Network, NetworkArgs
-from infra.services import Services, ServicesArgs
-from infra.tags import base_tags
 
 
 def load_config() -> cfg.StackConfig:
@@ -35,109 +26,6 @@ def load_config() -> cfg.StackConfig:
 
 def build(config: cfg.StackConfig | None = None) -> None:
     config = config or load_config()
-    stack = pulumi.get_stack()
-    project = pulumi.get_project()
-    prefix = f"{project}-{stack}"
-    tags = base_tags(project, stack, config.environment)
-    prod = config.environment == "prod"
+    from infra.aws.program import build as build_aws
 
-    encryption = Encryption("encryption", EncryptionArgs(name_prefix=prefix, region=config.region, tags=tags))
-
-    network = Network("network", NetworkArgs(
-        config=config.network,
-        name_prefix=prefix,
-        log_retention_days=config.monitoring.log_retention_days,
-        tags=tags,
-    ))
-
-    gateway = Gateway("gateway", GatewayArgs(
-        config=config.gateway,
-        name_prefix=prefix,
-        vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids,
-        tags=tags,
-    ))
-
-    database = Database("database", DatabaseArgs(
-        config=config.database,
-        name_prefix=prefix,
-        vpc_id=network.vpc_id,
-        isolated_subnet_ids=network.isolated_subnet_ids,
-        kms_key_arn=encryption.key_arn,
-        log_retention_days=config.monitoring.log_retention_days,
-        protect=prod,
-        tags=tags,
-    ))
-
-    cache = Cache("cache", CacheArgs(
-        config=config.cache,
-        name_prefix=prefix,
-        vpc_id=network.vpc_id,
-        isolated_subnet_ids=network.isolated_subnet_ids,
-        kms_key_arn=encryption.key_arn,
-        log_retention_days=config.monitoring.log_retention_days,
-        protect=prod,
-        tags=tags,
-    ))
-
-    services = Services("services", ServicesArgs(
-        services=config.services,
-        images=config.images,
-        name_prefix=prefix,
-        region=config.region,
-        vpc_id=network.vpc_id,
-        private_subnet_ids=network.private_subnet_ids,
-        gateway=gateway,
-        database=database,
-        cache=cache,
-        log_retention_days=config.monitoring.log_retention_days,
-        tracing=config.monitoring.tracing,
-        container_insights=config.monitoring.container_insights,
-        tags=tags,
-    ))
-
-    Autoscaling("autoscaling", AutoscalingArgs(
-        services=config.services,
-        deployed=services.deployed,
-        gateway=gateway,
-        tags=tags,
-    ))
-
-    monitoring = Monitoring("monitoring", MonitoringArgs(
-        config=config.monitoring,
-        services=config.services,
-        name_prefix=prefix,
-        region=config.region,
-        kms_key_arn=encryption.key_arn,
-        gateway=gateway,
-        deployed=services.deployed,
-        cluster_name=services.cluster_name,
-        database=database,
-        cache=cache,
-        tags=tags,
-    ))
-
-    pulumi.export("gateway_url", gateway.url)
-    pulumi.export("cluster_name", services.cluster_name)
-    pulumi.export("private_subnet_ids", network.private_subnet_ids)
-    pulumi.export("services", {
-        svc.name: {
-            "service_name": services.deployed[svc.name].service_name,
-            "target_group_arn": services.deployed[svc.name].target_group_arn,
-            "repository_url": services.deployed[svc.name].repository_url,
-            "security_group_id": services.deployed[svc.name].security_group_id,
-            "task_definition_arn": services.deployed[svc.name].task_definition_arn,
-            "migration_task_definition_arn": services.deployed[svc.name].migration_task_definition_arn,
-            "migration_task_definition_urn": services.deployed[svc.name].migration_task_definition_urn,
-            "log_group_name": services.deployed[svc.name].log_group_name,
-            "routes": [route.path for route in svc.routes],
-            "health_check_path": svc.health_check.path,
-            "health_alarm_names": monitoring.health_alarm_names[svc.name],
-        }
-        for svc in config.services
-    })
-    pulumi.export("health_alarm_names", monitoring.all_health_alarm_names)
-    pulumi.export("database_endpoint", database.endpoint)
-    pulumi.export("cache_endpoint", cache.endpoint)
-    pulumi.export("alert_topic_arn", monitoring.alert_topic_arn)
-    pulumi.export("dashboard_name", monitoring.dashboard_name)
+    build_aws(config)

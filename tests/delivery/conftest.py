@@ -177,7 +177,7 @@ SERVICE_NAMES = ("products", "orders")
 
 @dataclass
 class DeployedStack:
-    outputs: dict[str, Any]  # shaped like `pulumi stack output --json` (see infra/program.py)
+    outputs: dict[str, Any]  # shaped like `pulumi stack output --json` (see infra/aws/program.py)
     services: list[ServiceConfig]
     images: dict[str, str]  # service -> repo@sha256:... present in the moto ECR
     cluster: str

@@ -212,7 +212,7 @@ def offline_deps(git: FakeGit, stack: RecordingStack, **config):
 
 
 @pytest.mark.parametrize("git, message", [
-    (FakeGit(dirty=["infra/services.py"]), r"uncommitted changes \(infra/services.py\)"),
+    (FakeGit(dirty=["infra/aws/services.py"]), r"uncommitted changes \(infra/aws/services.py\)"),
     (FakeGit(branch="feature/x"), "protected: deploys only from main \\(this checkout is on feature/x\\)"),
     (FakeGit(branch=None), "on a detached HEAD"),
 ])

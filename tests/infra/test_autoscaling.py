@@ -7,15 +7,15 @@ import types
 import pulumi
 import pytest
 
-from infra.autoscaling import (
+from infra.aws.autoscaling import (
     CPU_TARGET,
     MEMORY_TARGET,
     REQUESTS_PER_TARGET,
     Autoscaling,
     AutoscalingArgs,
 )
+from infra.aws.services import DeployedService
 from infra.config import StackConfig, parse
-from infra.services import DeployedService
 from infra.tags import base_tags
 from ops import stackfile
 from ops.mocks import has_property

@@ -7,7 +7,7 @@ import json
 import pulumi
 import pytest
 
-from infra.cache import Cache, CacheArgs
+from infra.aws.cache import Cache, CacheArgs
 from infra.config import StackConfig
 from infra.tags import base_tags
 from ops import stackfile

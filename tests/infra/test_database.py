@@ -5,8 +5,8 @@ from __future__ import annotations
 import pulumi
 import pytest
 
+from infra.aws.database import Database, DatabaseArgs
 from infra.config import StackConfig, parse
-from infra.database import Database, DatabaseArgs
 from infra.tags import base_tags
 from ops import stackfile
 from ops.mocks import has_property

@@ -7,8 +7,8 @@ import json
 import pulumi
 import pytest
 
+from infra.aws.gateway import SSL_POLICY, Gateway, GatewayArgs
 from infra.config import StackConfig, parse
-from infra.gateway import SSL_POLICY, Gateway, GatewayArgs
 from infra.tags import base_tags
 from ops import stackfile
 from ops.synth import Synth, run

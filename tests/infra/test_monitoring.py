@@ -8,8 +8,8 @@ import types
 import pulumi
 import pytest
 
+from infra.aws.monitoring import Monitoring, MonitoringArgs, instance_memory_bytes, max_connections
 from infra.config import StackConfig, parse
-from infra.monitoring import Monitoring, MonitoringArgs, instance_memory_bytes, max_connections
 from infra.tags import base_tags
 from ops import stackfile
 from ops.synth import Synth, run

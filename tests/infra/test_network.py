@@ -8,8 +8,8 @@ from collections import Counter
 import pulumi
 import pytest
 
+from infra.aws.network import Network, NetworkArgs
 from infra.config import StackConfig, parse
-from infra.network import Network, NetworkArgs
 from infra.tags import base_tags
 from ops import stackfile
 from ops.mocks import has_property

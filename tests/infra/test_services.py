@@ -15,8 +15,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from infra.config import StackConfig, parse
-from infra.services import (
+from infra.aws.services import (
     ADOT_CONTAINER,
     XRAY_ACTIONS,
     Services,
@@ -26,6 +25,7 @@ from infra.services import (
     rule_priorities,
     target_group_name,
 )
+from infra.config import StackConfig, parse
 from infra.tags import base_tags
 from ops import stackfile
 from ops.mocks import has_property

@@ -13,8 +13,8 @@ from typing import Protocol
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.services import DeployedService
 from infra.config import ServiceConfig
-from infra.services import DeployedService
 from infra.tags import with_name
 
 CPU_TARGET = 60.0  # percent: headroom for a burst while new tasks start (~1 min on Fargate)

@@ -23,10 +23,10 @@ from infra.config import MonitoringConfig, ServiceConfig
 from infra.tags import with_name
 
 if TYPE_CHECKING:  # the layers below are only read, never constructed here
-    from infra.cache import Cache
-    from infra.database import Database
-    from infra.gateway import Gateway
-    from infra.services import DeployedService
+    from infra.aws.cache import Cache
+    from infra.aws.database import Database
+    from infra.aws.gateway import Gateway
+    from infra.aws.services import DeployedService
 
 HEALTH_PERIOD = 60  # seconds: short, so a bake of a few minutes sees several datapoints
 DATA_PERIOD = 300  # seconds: database and cache alarms judge sustained trends, not spikes
