@@ -1,0 +1,44 @@
+"""`refarch:monitoring`, `refarch:delivery` and `refarch:usage`: how the stack is run, shipped and priced."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from infra.config.base import LOG_RETENTION_DAYS, Strict
+
+
+class MonitoringConfig(Strict):
+    alert_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    log_retention_days: int = 30
+    tracing: bool = True
+    container_insights: bool = True
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period: use one of {LOG_RETENTION_DAYS}")
+        return value
+
+
+class DeliveryConfig(Strict):
+    protected: bool = True  # destroy refused, deploy only from allowed branches
+    allowed_branches: list[str] = ["main"]
+    bake_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    smoke_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
+    rollback_on_failure: bool = True
+
+
+class UsageConfig(Strict):
+    """Usage assumptions the cost estimate prices; nothing deploys from these."""
+
+    requests_per_month: Annotated[float, Field(ge=0)] = 10_000_000
+    alb_lcu: Annotated[float, Field(ge=0)] = 1.0  # average LCUs consumed per hour
+    log_gb_per_month: Annotated[float, Field(ge=0)] = 10
+    nat_gb_per_month: Annotated[float, Field(ge=0)] = 50
+    backup_gb_beyond_free: Annotated[float, Field(ge=0)] = 0
+    # Credit CloudWatch's always-free tier (3 dashboards, 10 alarm metrics, 5 GB logs): only true
+    # when the stack has its AWS account to itself, since the tier is per account.
+    cloudwatch_free_tier: bool = False

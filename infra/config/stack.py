@@ -1,0 +1,75 @@
+"""The whole stack file: every section, and the rules that span sections."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from infra.config.base import Strict
+from infra.config.data import CacheConfig, DatabaseConfig
+from infra.config.gateway import GatewayConfig
+from infra.config.network import NetworkConfig
+from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
+from infra.config.services import ServiceConfig
+
+
+class StackConfig(Strict):
+    environment: Literal["dev", "staging", "prod"]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    network: NetworkConfig = NetworkConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    services: Annotated[list[ServiceConfig], Field(min_length=1)]
+    database: DatabaseConfig = DatabaseConfig()
+    cache: CacheConfig = CacheConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    usage: UsageConfig = UsageConfig()
+    # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
+    images: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackConfig:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for i, svc in enumerate(self.services):
+            if svc.name in seen:
+                problems.append(f"services[{i}].name: {svc.name!r} is already used by services[{seen[svc.name]}]")
+            seen.setdefault(svc.name, i)
+        routes = [(i, j, r) for i, s in enumerate(self.services) for j, r in enumerate(s.routes)]
+        for a, (i, j, route) in enumerate(routes):
+            for k, m, other in routes[a + 1:]:
+                if route.overlaps(other):
+                    problems.append(
+                        f"services[{k}].routes[{m}]: {other} overlaps {route} of services[{i}].routes[{j}]"
+                    )
+        for name, ref in self.images.items():
+            if name not in seen:
+                problems.append(f"images.{name}: no service named {name!r}")
+            elif not re.match(r"^[^\s@]+@sha256:[0-9a-f]{64}$", ref):
+                problems.append(f"images.{name}: {ref!r} is not pinned by digest (repo@sha256:<64 hex>)")
+        if self.environment == "prod":
+            if not self.gateway.tls:
+                problems.append("gateway: prod needs TLS: set certificate_arn or domain")
+            if not self.database.multi_az:
+                problems.append("database.multi_az: prod needs a multi-AZ database")
+            if not self.database.deletion_protection:
+                problems.append("database.deletion_protection: prod needs deletion protection")
+            if not self.cache.failover:
+                problems.append("cache.replicas: prod needs >= 1 replica for automatic failover")
+            if self.network.nat != "per-az" :
+                problems.append("network.nat: prod needs per-az NAT gateways (no single point of egress)")
+            if not self.delivery.protected:
+                problems.append("delivery.protected: prod must be protected")
+        if problems:
+            raise CrossFieldError(problems)
+        return self
+
+
+class CrossFieldError(ValueError):
+    """Cross-field problems, each already prefixed with its key path."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
