@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import keyword
 import re
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,8 @@ def resource_class(type_token: str) -> type | None:
     package, _, rest = type_token.partition(":")
     module, _, cls = rest.partition(":")
     module = module.split("/")[0]
+    if keyword.iskeyword(module):
+        module += "_"  # `lambda` is the Python module `pulumi_aws.lambda_`
     path = f"pulumi_{package}" + ("" if module == "index" else f".{module}")
     try:
         return getattr(importlib.import_module(path), cls, None)
@@ -101,6 +104,8 @@ def _arn(type_token: str, name: str, region: str, inputs: dict) -> str:
         "aws:ecr/repository:Repository": lambda: f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{inputs.get('name', name)}",
         "aws:acm/certificate:Certificate": lambda: f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{_uuid(name)}",
         "aws:appautoscaling/policy:Policy": lambda: f"arn:aws:autoscaling:{region}:{ACCOUNT}:scalingPolicy:{_uuid(name)}:resource/ecs/{inputs.get('resourceId', name)}:policyName/{inputs.get('name', name)}",
+        "aws:lambda/function:Function": lambda: f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('name', name)}",
+        "aws:cloudwatch/eventRule:EventRule": lambda: f"arn:aws:events:{region}:{ACCOUNT}:rule/{inputs.get('name', name)}",
         "aws:appautoscaling/target:Target": lambda: f"arn:aws:application-autoscaling:{region}:{ACCOUNT}:scalable-target/{_hex(name, 32)}",
     }
     if type_token in special:

@@ -46,7 +46,13 @@ class Synth:
 
 
 def redact(value: Any) -> Any:
-    """Replace Pulumi secret envelopes (and everything inside them) by a marker."""
+    """Replace Pulumi secret envelopes (and everything inside them) by a marker; assets become data."""
+    import pulumi
+
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: redact(item) for name, item in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset):
+        return {"file": _relative(str(value.path)), "sha256": _sha256(str(value.path))}
     if isinstance(value, dict):
         if value.get("4dabf18193072939515e22adb298388d") == SECRET_SIG:
             return SECRET
@@ -56,6 +62,26 @@ def redact(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire carries every number as a double
     return value
+
+
+def _relative(path: str) -> str:
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return path
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return "missing"
 
 
 def run(config: StackConfig, stack: str, project: str = PROJECT,

@@ -1,7 +1,11 @@
 """The monitoring layer: alarms on every layer, one encrypted alert topic, one dashboard.
 
-Each service's HEALTH alarms (`health_alarm_names[svc]`) are what the delivery pipeline reads during
-its bake window: they evaluate one-minute periods so that a bad deploy shows within minutes. The
+Each service's HEALTH alarms (`health_alarm_names[svc]`) evaluate one-minute periods so that a bad
+deploy shows within minutes; four of them are its DEPLOYMENT alarms (`deployment_alarm_names`),
+which the ECS service itself carries: ECS rolls a deployment back when one of them fires, with or
+without the pipeline that started it. They judge the service on both of its target groups (a
+traffic-shifting strategy alternates between two), each group on its own error rate, so a canary
+on 10 % of the traffic that fails every request is caught as 100 %, not diluted to 10 %. The
 gateway, database and cache alarms look at longer periods: they page people, they gate nothing.
 
 Every alarm states its `treat_missing_data` next to its definition, because silence means
@@ -20,6 +24,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import MonitoringConfig, ServiceConfig
+from infra.config.deployment import (
+    ALARM_PERIOD_SECONDS,
+    TASK_ALARM_DATAPOINTS,
+    TASK_ALARM_PERIODS,
+    TRAFFIC_ALARM_DATAPOINTS,
+    TRAFFIC_ALARM_PERIODS,
+)
 from infra.tags import with_name
 
 if TYPE_CHECKING:  # the layers below are only read, never constructed here
@@ -28,7 +39,7 @@ if TYPE_CHECKING:  # the layers below are only read, never constructed here
     from infra.aws.gateway import Gateway
     from infra.aws.services import DeployedService
 
-HEALTH_PERIOD = 60  # seconds: short, so a bake of a few minutes sees several datapoints
+HEALTH_PERIOD = ALARM_PERIOD_SECONDS  # short, so a bake of a few minutes sees several datapoints
 DATA_PERIOD = 300  # seconds: database and cache alarms judge sustained trends, not spikes
 ERROR_RATE_PERCENT = 5
 LATENCY_P99_SECONDS = 1.0  # the platform's default target; a service with another SLO needs a knob
@@ -61,6 +72,22 @@ Dims = Mapping[str, pulumi.Input[str]]
 IDLE_IS_FINE = "notBreaching"
 SILENCE_IS_FAILURE = "breaching"
 SILENCE_IS_UNKNOWN = "missing"
+
+# The alarms ECS rolls a deployment back on, by rule name; the last one depends on Container Insights.
+TRAFFIC_RULES = ("5xx-rate", "p99-latency", "unhealthy-hosts")
+DEPLOYMENT_EVENTS = "ECS Deployment State Change"  # the EventBridge detail-type ECS sends them with
+DEPLOYMENT_EVENT_DAYS = 90
+
+
+def deployment_alarm_names(prefix: str, service: str, container_insights: bool) -> list[str]:
+    """The names of a service's deployment alarms, known before they exist.
+
+    The ECS service carries these names and is created before this layer (the alarms need the
+    service's name and target groups), so both sides derive them here; ECS accepts alarm names
+    that exist only later, as CDK's `enableDeploymentAlarms` pattern relies on.
+    """
+    tasks = "tasks-below-desired" if container_insights else "no-healthy-hosts"
+    return [f"{prefix}-service-{service}-{what}" for what in (*TRAFFIC_RULES, tasks)]
 
 
 @dataclass
@@ -103,11 +130,28 @@ class Rule:
     inputs: dict[str, Metric] = field(default_factory=dict)
 
 
+def _summed(metric: str, tgs: list[Dims], stat: str) -> dict[str, Any]:
+    """A per-target-group ALB metric over every group of the service (one group: the metric itself)."""
+    if len(tgs) == 1:
+        return {"metric": Metric("AWS/ApplicationELB", metric, tgs[0], stat)}
+    inputs = {f"m{i}": Metric("AWS/ApplicationELB", metric, tg, stat) for i, tg in enumerate(tgs)}
+    return {"expression": " + ".join(f"FILL({key}, 0)" for key in inputs), "inputs": inputs}
+
+
+def _highest(metric: str, tgs: list[Dims], stat: str) -> dict[str, Any]:
+    """The worse of the groups' values (percentiles do not add up)."""
+    if len(tgs) == 1:
+        return {"metric": Metric("AWS/ApplicationELB", metric, tgs[0], stat)}
+    inputs = {f"m{i}": Metric("AWS/ApplicationELB", metric, tg, stat) for i, tg in enumerate(tgs)}
+    return {"expression": f"MAX([{', '.join(inputs)}])", "inputs": inputs}
+
+
 class Monitoring(pulumi.ComponentResource):
     alert_topic_arn: pulumi.Output[str]
     dashboard_name: pulumi.Output[str]
     health_alarm_names: dict[str, pulumi.Output[list[str]]]
     all_health_alarm_names: pulumi.Output[list[str]]
+    deployment_alarm_names: dict[str, pulumi.Output[list[str]]]
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:monitoring:Monitoring", name, None, opts)
@@ -145,11 +189,15 @@ class Monitoring(pulumi.ComponentResource):
         for rule in self._gateway_rules():
             self._alarm("gateway", rule)
 
-        self.health_alarm_names = {}
+        self.health_alarm_names, self.deployment_alarm_names = {}, {}
         for svc in args.services:
             scope = f"service-{svc.name}"  # never collides with the gateway/database/cache scopes
-            made = [self._alarm(scope, rule) for rule in self._service_rules(svc)]
+            rules = self._service_rules(svc)
+            made = [self._alarm(scope, rule) for rule in rules]
             self.health_alarm_names[svc.name] = pulumi.Output.all(*[a.name for a in made])
+            wanted = deployment_alarm_names(prefix, svc.name, args.config.container_insights)
+            by_name = {f"{prefix}-{scope}-{rule.what}": alarm for rule, alarm in zip(rules, made, strict=True)}
+            self.deployment_alarm_names[svc.name] = pulumi.Output.all(*[by_name[n].name for n in wanted])
         self.all_health_alarm_names = pulumi.Output.all(
             *self.health_alarm_names.values()
         ).apply(lambda lists: [n for names in lists for n in names])
@@ -160,6 +208,7 @@ class Monitoring(pulumi.ComponentResource):
             for rule in self._cache_rules(i):
                 self._alarm(f"cache-{i + 1:03d}", rule)
 
+        self.deployment_events = self._deployment_events(account)
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=prefix,
@@ -228,10 +277,13 @@ class Monitoring(pulumi.ComponentResource):
             Rule(
                 what="5xx-rate",
                 description=f"More than {ERROR_RATE_PERCENT} % of requests answered 5xx by the ALB or "
-                            f"its targets, 3 of 5 minutes. No requests is no error (notBreaching).",
+                            f"its targets, 3 of 5 minutes. RequestCount leaves out the requests the ALB "
+                            f"answers itself before choosing a target (503: no target), so they are added "
+                            f"to it: every request a 503 is 100 %. No requests is no error (notBreaching).",
                 comparison="GreaterThanThreshold", threshold=ERROR_RATE_PERCENT, periods=5, datapoints=3,
                 missing=IDLE_IS_FINE,
-                expression=f"IF(req >= {GATEWAY_MIN_REQUESTS}, 100 * (FILL(elb, 0) + FILL(tgt, 0)) / req, 0)",
+                expression=(f"IF(FILL(req, 0) + FILL(elb, 0) >= {GATEWAY_MIN_REQUESTS}, "
+                            f"100 * (FILL(elb, 0) + FILL(tgt, 0)) / (FILL(req, 0) + FILL(elb, 0)), 0)"),
                 inputs={
                     "req": Metric("AWS/ApplicationELB", "RequestCount", lb, "Sum"),
                     "elb": Metric("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", lb, "Sum"),
@@ -250,39 +302,31 @@ class Monitoring(pulumi.ComponentResource):
 
     def _service_rules(self, svc: ServiceConfig) -> list[Rule]:
         a, d = self._args, self._args.deployed[svc.name]
-        tg = {"TargetGroup": d.target_group_arn_suffix, "LoadBalancer": a.gateway.arn_suffix}
+        groups: list[pulumi.Output[str]] = [d.target_group_arn_suffix]
+        alternate = getattr(d, "alternate_target_group_arn_suffix", None)
+        if alternate is not None:
+            groups.append(alternate)
+        tgs: list[Dims] = [{"TargetGroup": tg, "LoadBalancer": a.gateway.arn_suffix} for tg in groups]
         ecs = {"ClusterName": a.cluster_name, "ServiceName": d.service_name}
+        both = " (on either target group)" if len(tgs) > 1 else ""
+        traffic: dict[str, Any] = {"periods": TRAFFIC_ALARM_PERIODS, "datapoints": TRAFFIC_ALARM_DATAPOINTS}
+        tasks: dict[str, Any] = {"periods": TASK_ALARM_PERIODS, "datapoints": TASK_ALARM_DATAPOINTS}
         rules = [
-            # HTTPCode_ELB_5XX_Count has no TargetGroup dimension: the ALB's own 502/503s for this
-            # service show up as unhealthy or missing hosts below, and in the gateway's rate.
-            Rule(
-                what="5xx-rate",
-                description=f"{svc.name}: more than {ERROR_RATE_PERCENT} % of its requests answered 5xx, "
-                            f"2 of 3 minutes. No requests is no error (notBreaching).",
-                comparison="GreaterThanThreshold", threshold=ERROR_RATE_PERCENT, periods=3, datapoints=2,
-                missing=IDLE_IS_FINE,
-                expression=f"IF(req >= {SERVICE_MIN_REQUESTS}, 100 * FILL(err, 0) / req, 0)",
-                inputs={
-                    "req": Metric("AWS/ApplicationELB", "RequestCount", tg, "Sum"),
-                    "err": Metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", tg, "Sum"),
-                },
-            ),
+            self._error_rate(svc, tgs, alone=len(a.services) == 1),
             Rule(
                 what="unhealthy-hosts",
-                description=f"{svc.name}: a target fails the ALB health check, 2 of 3 minutes. The ALB "
+                description=f"{svc.name}: a target fails the ALB health check{both}, 2 of 3 minutes. The ALB "
                             f"reports zeros while targets are registered; silence means no targets, "
                             f"which the task alarm judges (notBreaching).",
-                comparison="GreaterThanThreshold", threshold=0, periods=3, datapoints=2,
-                missing=IDLE_IS_FINE,
-                metric=Metric("AWS/ApplicationELB", "UnHealthyHostCount", tg, "Maximum"),
+                comparison="GreaterThanThreshold", threshold=0, missing=IDLE_IS_FINE, **traffic,
+                **_summed("UnHealthyHostCount", tgs, "Maximum"),
             ),
             Rule(
                 what="p99-latency",
-                description=f"{svc.name}: p99 response time above {LATENCY_P99_SECONDS} s, 2 of 3 minutes. "
+                description=f"{svc.name}: p99 response time above {LATENCY_P99_SECONDS} s{both}, 2 of 3 minutes. "
                             f"No requests is no latency (notBreaching).",
-                comparison="GreaterThanThreshold", threshold=LATENCY_P99_SECONDS, periods=3, datapoints=2,
-                missing=IDLE_IS_FINE,
-                metric=Metric("AWS/ApplicationELB", "TargetResponseTime", tg, "p99"),
+                comparison="GreaterThanThreshold", threshold=LATENCY_P99_SECONDS, missing=IDLE_IS_FINE, **traffic,
+                **_highest("TargetResponseTime", tgs, "p99"),
             ),
             Rule(
                 what="cpu-high",
@@ -304,11 +348,10 @@ class Monitoring(pulumi.ComponentResource):
         if a.config.container_insights:
             rules.append(Rule(
                 what="tasks-below-desired",
-                description=f"{svc.name}: fewer tasks running than desired for 3 minutes. Container "
-                            f"Insights reports every minute, even at zero tasks: silence means the service "
-                            f"or its telemetry is gone, and a deploy must not bake on silence (breaching).",
-                comparison="GreaterThanThreshold", threshold=0, periods=3, datapoints=3,
-                missing=SILENCE_IS_FAILURE,
+                description=f"{svc.name}: fewer tasks running than desired for 3 minutes (tasks failing to start). "
+                            f"Container Insights reports every minute, even at zero tasks: silence means the "
+                            f"service or its telemetry is gone, and a deploy must not bake on silence (breaching).",
+                comparison="GreaterThanThreshold", threshold=0, missing=SILENCE_IS_FAILURE, **tasks,
                 expression="desired - running",
                 inputs={
                     "running": Metric("ECS/ContainerInsights", "RunningTaskCount", ecs, "Average"),
@@ -321,14 +364,51 @@ class Monitoring(pulumi.ComponentResource):
             # (A service scaled to zero on purpose would read as down here.)
             rules.append(Rule(
                 what="no-healthy-hosts",
-                description=f"{svc.name}: no healthy target behind the ALB, 2 of 3 minutes. The ALB stops "
-                            f"reporting when no target is registered, so silence is no healthy host "
-                            f"(breaching).",
-                comparison="LessThanThreshold", threshold=1, periods=3, datapoints=2,
-                missing=SILENCE_IS_FAILURE,
-                metric=Metric("AWS/ApplicationELB", "HealthyHostCount", tg, "Minimum"),
+                description=f"{svc.name}: no healthy target behind the ALB{both} for 3 minutes (tasks failing to "
+                            f"start or to pass health checks). The ALB stops reporting when no target is "
+                            f"registered, so silence is no healthy host (breaching).",
+                comparison="LessThanThreshold", threshold=1, missing=SILENCE_IS_FAILURE, **tasks,
+                **_summed("HealthyHostCount", tgs, "Minimum"),
             ))
         return rules
+
+    def _error_rate(self, svc: ServiceConfig, tgs: list[Dims], alone: bool) -> Rule:
+        """5xx of the service's requests: its targets' own and the load balancer's.
+
+        `HTTPCode_ELB_5XX_Count` has no TargetGroup dimension. The part of it a target group can be
+        blamed for is `TargetConnectionErrorCount` (the ALB's 502 when a task refuses the connection),
+        counted per group. The rest (503 when a group has no target to route to) can only be
+        attributed when this service is the only one behind the gateway: then every ELB 5xx is its
+        own and counts, over all its requests plus those 503s (which `RequestCount` never counts:
+        it only counts requests for which a target was chosen), so an outage where every request
+        gets a 503 is 100 %. With several services, one service's 503s must not roll back another's
+        good deployment; those 503s then show in the task alarm (no healthy host) and the gateway's
+        5xx alarm. Each target group is judged on its own rate: a failing canary is its own 100 %.
+        """
+        inputs: dict[str, Metric] = {}
+        rates = []
+        for i, tg in enumerate(tgs):
+            inputs |= {f"req{i}": Metric("AWS/ApplicationELB", "RequestCount", tg, "Sum"),
+                       f"tgt{i}": Metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", tg, "Sum"),
+                       f"conn{i}": Metric("AWS/ApplicationELB", "TargetConnectionErrorCount", tg, "Sum")}
+            rates.append(f"IF(FILL(req{i}, 0) >= {SERVICE_MIN_REQUESTS}, "
+                         f"100 * (FILL(tgt{i}, 0) + FILL(conn{i}, 0)) / FILL(req{i}, 0), 0)")
+        if alone:
+            inputs["elb"] = Metric("AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count",
+                                   {"LoadBalancer": self._args.gateway.arn_suffix}, "Sum")
+            total = " + ".join([*(f"FILL(req{i}, 0)" for i in range(len(tgs))), "FILL(elb, 0)"])
+            rates.append(f"IF({total} >= {SERVICE_MIN_REQUESTS}, 100 * FILL(elb, 0) / ({total}), 0)")
+        whose = "its targets and the load balancer" if alone else "its targets (the ALB's 502 for refused connections included)"
+        return Rule(
+            what="5xx-rate",
+            description=f"{svc.name}: more than {ERROR_RATE_PERCENT} % of its requests answered 5xx by {whose}, "
+                        f"each target group on its own, 2 of 3 minutes. Below {SERVICE_MIN_REQUESTS} requests a "
+                        f"minute a group is not judged (one error would be 20 %), and an idle service has no "
+                        f"datapoints at all: both are OK (notBreaching).",
+            comparison="GreaterThanThreshold", threshold=ERROR_RATE_PERCENT,
+            periods=TRAFFIC_ALARM_PERIODS, datapoints=TRAFFIC_ALARM_DATAPOINTS, missing=IDLE_IS_FINE,
+            expression=rates[0] if len(rates) == 1 else f"MAX([{', '.join(rates)}])", inputs=inputs,
+        )
 
     def _database_rules(self) -> list[Rule]:
         db = self._args.database
@@ -407,6 +487,45 @@ class Monitoring(pulumi.ComponentResource):
             ),
         ]
 
+    def _deployment_events(self, account: pulumi.Output[str]) -> aws.cloudwatch.LogGroup:
+        """Every ECS deployment of this cluster (started, completed, failed, rolled back) as log events.
+
+        ECS sends them to EventBridge only; a rule copies this cluster's into a log group the
+        dashboard queries. EventBridge writes to CloudWatch Logs under the group's resource policy
+        (a target role is not used for Logs), which admits this one rule and nothing else.
+        """
+        a, name, prefix = self._args, self._name, self._args.name_prefix
+        child = pulumi.ResourceOptions(parent=self)
+        partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-deployment-events", name=f"/aws/events/{prefix}/ecs-deployments",
+            retention_in_days=DEPLOYMENT_EVENT_DAYS, tags=with_name(a.tags, f"/aws/events/{prefix}/ecs-deployments"),
+            opts=child)
+        services = pulumi.Output.all(partition, account, a.cluster_name).apply(
+            lambda v: f"arn:{v[0]}:ecs:{a.region}:{v[1]}:service/{v[2]}/")
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-deployment-events",
+            name=f"{prefix}-ecs-deployments",
+            description=f"{prefix}: ECS deployment state changes of the cluster's services, to CloudWatch Logs",
+            event_pattern=services.apply(lambda arn: json.dumps({
+                "source": ["aws.ecs"], "detail-type": [DEPLOYMENT_EVENTS], "resources": [{"prefix": arn}]})),
+            tags=with_name(a.tags, f"{prefix}-ecs-deployments"),
+            opts=child)
+        policy = aws.cloudwatch.LogResourcePolicy(
+            f"{name}-deployment-events-policy",
+            policy_name=f"{prefix}-ecs-deployment-events",
+            policy_document=pulumi.Output.all(group.arn, rule.arn).apply(lambda v: json.dumps({
+                "Version": "2012-10-17", "Statement": [{
+                    "Sid": "EventBridgeWritesDeploymentEvents", "Effect": "Allow",
+                    "Principal": {"Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]},
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{v[0]}:*",
+                    "Condition": {"ArnEquals": {"aws:SourceArn": v[1]}}}]})),
+            opts=child)
+        aws.cloudwatch.EventTarget(
+            f"{name}-deployment-events-target", rule=rule.name, arn=group.arn, target_id="deployment-log",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+        return group
+
     # ---- dashboard ----------------------------------------------------------------------------
 
     def _widgets(self) -> list[dict[str, Any]]:
@@ -425,17 +544,31 @@ class Monitoring(pulumi.ComponentResource):
         for svc in a.services:
             d = a.deployed[svc.name]
             ecs = {"ClusterName": a.cluster_name, "ServiceName": d.service_name}
-            tg = {"TargetGroup": d.target_group_arn_suffix, "LoadBalancer": a.gateway.arn_suffix}
+            # Both target groups of a traffic-shifting service: during a canary each carries a revision.
+            tgs = [{"TargetGroup": group, "LoadBalancer": a.gateway.arn_suffix}
+                   for group in (d.target_group_arn_suffix, getattr(d, "alternate_target_group_arn_suffix", None))
+                   if group is not None]
             grid.metrics(f"{svc.name}: CPU %", [("AWS/ECS", "CPUUtilization", ecs, "Average")])
             grid.metrics(f"{svc.name}: memory %", [("AWS/ECS", "MemoryUtilization", ecs, "Average")])
             if a.config.container_insights:
                 grid.metrics(f"{svc.name}: tasks", [("ECS/ContainerInsights", "RunningTaskCount", ecs, "Average"),
                                                     ("ECS/ContainerInsights", "DesiredTaskCount", ecs, "Average")])
             else:
-                grid.metrics(f"{svc.name}: targets", [("AWS/ApplicationELB", "HealthyHostCount", tg, "Minimum"),
-                                                      ("AWS/ApplicationELB", "UnHealthyHostCount", tg, "Maximum")])
-            grid.metrics(f"{svc.name}: response time (s)", [("AWS/ApplicationELB", "TargetResponseTime", tg, "p50"),
-                                                            ("AWS/ApplicationELB", "TargetResponseTime", tg, "p99")])
+                grid.metrics(f"{svc.name}: targets", [("AWS/ApplicationELB", metric, tg, stat) for tg in tgs
+                                                      for metric, stat in (("HealthyHostCount", "Minimum"),
+                                                                           ("UnHealthyHostCount", "Maximum"))])
+            grid.metrics(f"{svc.name}: response time (s)", [("AWS/ApplicationELB", "TargetResponseTime", tg, stat)
+                                                            for tg in tgs for stat in ("p50", "p99")])
+
+        grid.header("Deployments")
+        grid.add({"type": "log", "properties": {
+            "title": "ECS deployments: started, completed, failed, rolled back (newest first)",
+            "region": a.region, "view": "table",
+            "query": pulumi.Output.concat(
+                "SOURCE '", self.deployment_events.name, "' | fields @timestamp, detail.eventName as event, "
+                "resources.0 as service, detail.deploymentId as deployment, detail.reason as reason "
+                "| sort @timestamp desc | limit 50"),
+        }}, width=24, height=6)
 
         grid.header("Database")
         db = {"DBInstanceIdentifier": a.database.instance_identifier}

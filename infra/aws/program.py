@@ -78,6 +78,8 @@ def build(config: cfg.StackConfig) -> None:
         tracing=config.monitoring.tracing,
         container_insights=config.monitoring.container_insights,
         tags=tags,
+        deployment=config.delivery.deployment,
+        smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -108,6 +110,9 @@ def build(config: cfg.StackConfig) -> None:
         svc.name: {
             "service_name": services.deployed[svc.name].service_name,
             "target_group_arn": services.deployed[svc.name].target_group_arn,
+            # ECS alternates a traffic-shifting service between the two; None under `rolling`.
+            "alternate_target_group_arn": services.deployed[svc.name].alternate_target_group_arn,
+            "deployment_strategy": config.delivery.deployment.strategy,
             "repository_url": services.deployed[svc.name].repository_url,
             "security_group_id": services.deployed[svc.name].security_group_id,
             "task_definition_arn": services.deployed[svc.name].task_definition_arn,
@@ -117,6 +122,8 @@ def build(config: cfg.StackConfig) -> None:
             "routes": [route.path for route in svc.routes],
             "health_check_path": svc.health_check.path,
             "health_alarm_names": monitoring.health_alarm_names[svc.name],
+            # The alarms the ECS service itself rolls back on.
+            "deployment_alarm_names": monitoring.deployment_alarm_names[svc.name],
         }
         for svc in config.services
     })

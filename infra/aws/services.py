@@ -13,13 +13,16 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
-from infra.config import BUILD_CACHE_TAG, ServiceConfig
+from infra.aws import deployment
+from infra.aws.monitoring import deployment_alarm_names
+from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig
 from infra.tags import with_name
 
 # Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
@@ -66,6 +69,7 @@ PRIVATE_ECR_IMAGE = re.compile(
 class _Gateway(Protocol):
     security_group_id: pulumi.Output[str]
     listener_arn: pulumi.Output[str]
+    url: pulumi.Output[str]
 
 
 class _Database(Protocol):
@@ -99,6 +103,8 @@ class ServicesArgs:
     tracing: bool
     container_insights: bool
     tags: dict[str, str]
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    smoke_timeout_seconds: int = 10  # per request of the smoke hook
 
 
 @dataclass
@@ -115,6 +121,10 @@ class DeployedService:
     resource_id: pulumi.Output[str]
     migration_task_definition_arn: pulumi.Output[str] | None
     migration_task_definition_urn: pulumi.Output[str] | None
+    # The second target group of a traffic-shifting strategy (ECS alternates between the two).
+    alternate_target_group_arn: pulumi.Output[str] | None = None
+    alternate_target_group_arn_suffix: pulumi.Output[str] | None = None
+    deployment_alarm_names: list[str] = field(default_factory=list)  # what ECS rolls back on
 
 
 # --- pure decisions (unit-testable without a synth) -------------------------------------------
@@ -141,14 +151,15 @@ def rule_priorities(service_index: int, svc: ServiceConfig) -> list[int]:
     return [RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * service_index + j for j in range(len(svc.routes))]
 
 
-def target_group_name(prefix: str, svc: ServiceConfig) -> str:
+def target_group_name(prefix: str, svc: ServiceConfig, alternate: bool = False) -> str:
     """`<prefix>-<service>-<hash>`, at most 32 characters.
 
     The hash covers the properties that force a replacement (port) so that Pulumi's
     create-before-delete never collides with the old group's name; it covers the service name
-    so that truncation can never give two services one name.
+    so that truncation can never give two services one name, and the role of the group so that
+    a traffic-shifting service's alternate group never takes its primary group's name.
     """
-    digest = hashlib.sha256(f"{svc.name}/{svc.port}/HTTP/ip".encode()).hexdigest()[:4]
+    digest = hashlib.sha256(f"{svc.name}/{svc.port}/HTTP/ip{'/alternate' if alternate else ''}".encode()).hexdigest()[:4]
     base = f"{prefix}-{svc.name}"[: TARGET_GROUP_NAME_MAX - len(digest) - 1].rstrip("-")
     return f"{base}-{digest}"
 
@@ -267,6 +278,7 @@ class Services(pulumi.ComponentResource):
         self._cluster = cluster
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
+        self._token, self._hook = self._progressive(name)
         self.deployed = {svc.name: self._service(i, svc) for i, svc in enumerate(args.services)}
         self.register_outputs({
             "cluster_name": self.cluster_name,
@@ -275,6 +287,24 @@ class Services(pulumi.ComponentResource):
 
     def _tags(self, name: str) -> dict[str, str]:
         return with_name(self._args.tags, name)
+
+    def _progressive(self, name: str) -> tuple[pulumi.Output[str] | None, deployment.SmokeHook | None]:
+        """The test-route secret and the smoke hook a traffic-shifting strategy needs (None: rolling)."""
+        args = self._args
+        if args.deployment.rolling:
+            return None, None
+        # A routing key, not a credential: it keeps internet traffic off an unreleased revision.
+        password = random.RandomPassword(f"{name}-test-route-token", length=32, special=False,
+                                         opts=pulumi.ResourceOptions(parent=self))
+        token: pulumi.Output[str] = pulumi.Output.secret(password.result)  # type: ignore[arg-type]
+        if not args.deployment.smoke_hook:
+            return token, None
+        hook = deployment.SmokeHook(f"{name}-smoke-hook", deployment.SmokeHookArgs(
+            name_prefix=args.name_prefix, region=args.region, log_retention_days=args.log_retention_days,
+            test_routes={svc.name: deployment.test_route_value(svc.name, token) for svc in args.services},
+            timeout_seconds=args.smoke_timeout_seconds, paths_per_service=2, tags=args.tags,
+        ), opts=pulumi.ResourceOptions(parent=self))
+        return token, hook
 
     def _service(self, index: int, svc: ServiceConfig) -> DeployedService:
         args, base = self._args, f"{self._name}-{svc.name}"
@@ -311,7 +341,11 @@ class Services(pulumi.ComponentResource):
 
         sg, sg_rules = self._security_group(base, full, svc)
         target_group = self._target_group(base, svc)
-        listener_rules = [
+        shift = None if self._token is None else deployment.traffic_shift(
+            self, base, full, svc, primary=target_group, alternate=self._target_group(base, svc, alternate=True),
+            listener_arn=args.gateway.listener_arn, priority=priorities[0],
+            test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token, tags=args.tags)
+        listener_rules = shift.rules if shift else [
             aws.lb.ListenerRule(
                 f"{base}-rule-{j}",
                 listener_arn=args.gateway.listener_arn,
@@ -327,6 +361,7 @@ class Services(pulumi.ComponentResource):
             )
             for j, route in enumerate(svc.routes)
         ]
+        alarm_names = deployment_alarm_names(args.name_prefix, svc.name, args.container_insights)
 
         service = aws.ecs.Service(
             f"{base}-service",
@@ -340,27 +375,37 @@ class Services(pulumi.ComponentResource):
             force_new_deployment=True,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=list(args.private_subnet_ids), security_groups=[sg.id], assign_public_ip=False),
-            load_balancers=[aws.ecs.ServiceLoadBalancerArgs(
+            load_balancers=[shift.load_balancer(target_group.arn, svc.name, svc.port) if shift else aws.ecs.ServiceLoadBalancerArgs(
                 target_group_arn=target_group.arn, container_name=svc.name, container_port=svc.port)],
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            # ECS itself rolls back on these (monitoring.py names them so), even with no pipeline left.
+            alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=alarm_names, enable=True, rollback=True),
+            deployment_configuration=deployment.ecs_deployment_configuration(
+                args.deployment, self._hook,
+                deployment.hook_details(svc, args.gateway.url, args.smoke_timeout_seconds) if self._hook else None),
             # Never below desired capacity during a rollout; new tasks start beside the old ones.
             deployment_minimum_healthy_percent=100,
             deployment_maximum_percent=200,
             health_check_grace_period_seconds=svc.health_check.grace_period,
-            # `pulumi up` returns only once the rollout is stable (or the breaker rolled it back).
+            # `pulumi up` returns only once the rollout is stable (or the breaker rolled it back);
+            # Ctrl-C (SIGINT) during that wait rolls the deployment back instead of leaving it half done.
             wait_for_steady_state=True,
+            sigint_rollback=True,
             enable_execute_command=False,
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
             tags=self._tags(full),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                # Autoscaling owns the count after creation; a deploy must not reset it.
-                ignore_changes=["desired_count"],
+                # Autoscaling owns the count after creation; a deploy must not reset it. ECS swaps
+                # the primary and alternate target groups at every traffic-shifting deployment.
+                ignore_changes=["desired_count", *(deployment.ECS_MANAGED_SERVICE_FIELDS if shift else [])],
                 # A target group must belong to a listener before ECS registers into it; tasks
                 # need their permissions and network paths before they start, or the first
                 # deployment fails health checks and the circuit breaker rolls back to nothing.
-                depends_on=[*listener_rules, self._capacity, *role_policies, *sg_rules],
+                depends_on=[*listener_rules, self._capacity, *role_policies, *sg_rules,
+                            *(shift.resources if shift else [])],
+                custom_timeouts=deployment.service_timeout(args.deployment),
             ),
         )
         return DeployedService(
@@ -376,6 +421,9 @@ class Services(pulumi.ComponentResource):
             resource_id=pulumi.Output.concat("service/", self._cluster.name, "/", service.name),
             migration_task_definition_arn=migration.arn if migration else None,
             migration_task_definition_urn=migration.urn if migration else None,
+            alternate_target_group_arn=shift.alternate.arn if shift else None,
+            alternate_target_group_arn_suffix=shift.alternate.arn_suffix if shift else None,
+            deployment_alarm_names=alarm_names,
         )
 
     # --- per-service parts ---------------------------------------------------------------------
@@ -635,11 +683,11 @@ class Services(pulumi.ComponentResource):
             ]
         return sg, rules
 
-    def _target_group(self, base: str, svc: ServiceConfig) -> aws.lb.TargetGroup:
+    def _target_group(self, base: str, svc: ServiceConfig, alternate: bool = False) -> aws.lb.TargetGroup:
         check = svc.health_check
-        name = target_group_name(self._args.name_prefix, svc)
+        name = target_group_name(self._args.name_prefix, svc, alternate)
         return aws.lb.TargetGroup(
-            f"{base}-tg",
+            f"{base}-tg-alt" if alternate else f"{base}-tg",
             name=name,
             target_type="ip",  # awsvpc tasks register by IP
             protocol="HTTP",

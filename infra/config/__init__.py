@@ -15,6 +15,7 @@ from infra.config.base import (
     Strict,
 )
 from infra.config.data import CacheConfig, DatabaseConfig
+from infra.config.deployment import DeploymentConfig
 from infra.config.errors import ConfigError, parse
 from infra.config.gateway import GatewayConfig, Route
 from infra.config.network import NetworkConfig
@@ -24,7 +25,7 @@ from infra.config.stack import CrossFieldError, StackConfig
 
 __all__ = [
     "BUILD_CACHE_TAG", "ENVIRONMENTS", "FARGATE_SIZES", "LOG_RETENTION_DAYS", "MAX_AZS", "PROJECT",
-    "CacheConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "GatewayConfig",
+    "CacheConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "GatewayConfig",
     "HealthCheck", "MonitoringConfig", "NetworkConfig", "Route", "ServiceConfig", "StackConfig", "Strict",
     "UsageConfig", "parse",
 ]

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 
 from infra.config.base import LOG_RETENTION_DAYS, Strict
+from infra.config.deployment import ALARM_WINDOW_SECONDS, DeploymentConfig
 
 
 class MonitoringConfig(Strict):
@@ -26,9 +27,20 @@ class MonitoringConfig(Strict):
 class DeliveryConfig(Strict):
     protected: bool = True  # destroy refused, deploy only from allowed branches
     allowed_branches: list[str] = ["main"]
+    # The pipeline's own alarm watch after `up`, used only when ECS did not watch the deployment
+    # alarms itself (one was already in ALARM when the deployment started); 0 turns it off.
     bake_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
     smoke_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
     rollback_on_failure: bool = True
+    deployment: DeploymentConfig = DeploymentConfig()
+
+    @field_validator("bake_seconds")
+    @classmethod
+    def _bake(cls, value: int) -> int:
+        if 0 < value < ALARM_WINDOW_SECONDS:
+            raise ValueError(f"{value} s is shorter than the deployment alarms need to fire "
+                             f"({ALARM_WINDOW_SECONDS} s): use 0 (off) or at least {ALARM_WINDOW_SECONDS}")
+        return value
 
 
 class UsageConfig(Strict):

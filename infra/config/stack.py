@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
+from infra.config.deployment import routing_problems
 from infra.config.gateway import GatewayConfig
 from infra.config.network import NetworkConfig
 from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
@@ -49,6 +50,7 @@ class StackConfig(Strict):
                 problems.append(f"images.{name}: no service named {name!r}")
             elif not re.match(r"^[^\s@]+@sha256:[0-9a-f]{64}$", ref):
                 problems.append(f"images.{name}: {ref!r} is not pinned by digest (repo@sha256:<64 hex>)")
+        problems += routing_problems(self.delivery.deployment, self.services)
         if self.environment == "prod":
             if not self.gateway.tls:
                 problems.append("gateway: prod needs TLS: set certificate_arn or domain")

@@ -147,7 +147,10 @@ def _locked(req: Request, config: StackConfig, clients: Any, ledger: Any, lock: 
         out.print(f"{req.stack}: release {release.id} deployed and verified", markup=False)
         return Outcome(ledger.get(release.id))
     failures = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
-    ledger.finish(release.id, "failed", verified=False, notes=[f"verification failed: {f}" for f in failures])
+    # A release ECS rolled back never ran: failed and unverified, so no rollback or promotion takes it.
+    by_ecs = [f"rolled back by ECS: {svc}: {why}" for svc, why in getattr(report, "rolled_back", {}).items()]
+    ledger.finish(release.id, "failed", verified=False,
+                  notes=[*by_ecs, *(f"verification failed: {f}" for f in failures)])
     summary = "; ".join(failures)  # the checks already printed themselves live
     enabled = config.delivery.rollback_on_failure if req.rollback_on_failure is None else req.rollback_on_failure
     if req.kind == "rollback":
@@ -303,8 +306,10 @@ def _plan(req: Request, config: StackConfig, act: Actions) -> None:
                  f"(the full up first on a stack's first deploy), then ecs.run_task (FARGATE, private subnets, "
                  f"the service's security group, no public IP) and wait; a non-zero exit stops here")
     act.note(f"pulumi up --stack {req.stack}")
-    act.note(f"verify: services stable, targets healthy, smoke GET of {', '.join(s.smoke_url_path for s in config.services)}"
-             f" through the gateway, no health alarm for {config.delivery.bake_seconds}s")
+    act.note(f"verify: services stable, ECS's deployment SUCCESSFUL on this release's task definitions, targets "
+             f"healthy, smoke GET of {', '.join(s.smoke_url_path for s in config.services)} through the gateway, no "
+             f"alarm into ALARM since the deployment started ({config.delivery.bake_seconds}s pipeline bake only "
+             f"where ECS did not watch its alarms)")
     act.note("ledger: finish succeeded+verified; on failed verification "
              + ("roll back to the last good release" if (req.rollback_on_failure
                                                           if req.rollback_on_failure is not None
@@ -434,8 +439,8 @@ def verify_stack(stack: str, *, dry_run: bool = False, deps: Deps) -> Any:
     """`invoke verify`: the deploy's verification alone, against the live stack outputs."""
     config = deps.load_config(stack)
     if dry_run:
-        Actions(True).note(f"read the outputs of {stack}, then verify: services stable, targets healthy, "
-                           f"smoke checks, no health alarm for {config.delivery.bake_seconds}s")
+        Actions(True).note(f"read the outputs of {stack}, then verify: services stable, ECS's deployment "
+                           f"outcome, targets healthy, smoke checks, the deployment's own alarms")
         return None
     with deps.translate_errors():
         clients = deps.clients(config.region)

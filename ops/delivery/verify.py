@@ -1,11 +1,19 @@
-"""Post-deploy verification: is the new release actually serving, and does it stay healthy?
+"""Post-deploy verification: is the new release what ECS runs, did ECS keep it, is it serving?
 
-Four stages, each a list of checks reported live through `on_check` as they complete:
+Five stages, each a list of checks reported live through `on_check` as they complete:
 1. every ECS service stable (one deployment, running == desired), through boto3's
    `services_stable` waiter with a bounded wait;
-2. every target of each service's target group healthy (through the `TargetHealth` seam);
-3. an HTTP GET of each service's smoke path through the gateway URL answers < 400;
-4. no health alarm in ALARM for the whole bake window (polled; the first ALARM fails at once).
+2. ECS's own outcome: the service's newest deployment finished SUCCESSFUL (a rollback by ECS, for
+   an alarm, the circuit breaker, a failed smoke hook or Ctrl-C, fails the release and names why)
+   and the service's primary deployment runs the task definition this release registered;
+3. every target of each service's target groups healthy (both groups of a traffic-shifting
+   strategy, between which ECS alternates), through the `TargetHealth` seam;
+4. an HTTP GET of each service's smoke path through the gateway URL answers < 400;
+5. the deployment judged by its own alarms over its own window: an alarm that went into ALARM
+   after the deployment started fails it; one already in ALARM before does not (a hotfix must be
+   able to ship while the alarm it fixes still fires). ECS watches those alarms through its own
+   bake; only when it did not (an alarm was already firing at the start, so ECS ignored them all)
+   does the pipeline bake itself for `bake_seconds`.
 
 A failed stage ends verification: later stages would only delay the rollback it triggers.
 """
@@ -18,10 +26,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from infra.config import ServiceConfig
 from ops.delivery.aws import CREDENTIAL_CODES, Clients, error_code, translate_errors
+from ops.delivery.deployments import WATCHED, DeploymentOutcome, EcsServiceDeployments, ServiceDeployments
 
 _DESCRIBE_ALARMS_MAX = 100
 
@@ -36,10 +46,13 @@ class Check:
 @dataclass
 class Report:
     checks: list[Check] = field(default_factory=list)
+    # Services ECS did not keep on this release (rolled back, stopped, or running another task
+    # definition), with why: such a release failed, whatever the later checks would say.
+    rolled_back: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(check.ok for check in self.checks)
+        return bool(self.checks) and all(check.ok for check in self.checks) and not self.rolled_back
 
     @property
     def failures(self) -> list[Check]:
@@ -89,17 +102,21 @@ def _ignore(_: Check) -> None:
 
 def verify(clients: Clients, outputs: dict[str, Any], *, bake_seconds: int, smoke_timeout: float,
            services: list[ServiceConfig], on_check: Callable[[Check], None] = _ignore,
-           target_health: TargetHealth | None = None, sleep: Callable[[float], None] = time.sleep,
-           poll_seconds: float = 10, stable_timeout: float = 900, health_timeout: float = 300) -> Report:
+           target_health: TargetHealth | None = None, deployments: ServiceDeployments | None = None,
+           sleep: Callable[[float], None] = time.sleep, poll_seconds: float = 10, stable_timeout: float = 900,
+           health_timeout: float = 300) -> Report:
     """Run the checks against a deployed stack's outputs; never raises for an unhealthy stack.
 
-    `sleep` paces the target-health and alarm polls (the bake window is measured in the time it
-    sleeps); the ECS waiter sleeps on its own, `poll_seconds` apart, for at most `stable_timeout`.
-    `poll_seconds=0` (tests) polls each thing once more after a single sleep of its whole window.
+    `sleep` paces the outcome, target-health and alarm polls (the bake window is measured in the
+    time it sleeps); the ECS waiter sleeps on its own, `poll_seconds` apart, for at most
+    `stable_timeout`. `poll_seconds=0` (tests) polls each thing once more after a single sleep of
+    its whole window.
     """
     if poll_seconds < 0:
         raise ValueError("poll_seconds must be >= 0")
     report = Report()
+    started = datetime.now(UTC)
+    outcomes: dict[str, DeploymentOutcome | None] = {}
 
     def record(check: Check) -> Check:
         report.checks.append(check)
@@ -107,13 +124,16 @@ def verify(clients: Clients, outputs: dict[str, Any], *, bake_seconds: int, smok
         return check
 
     deployed = outputs.get("services") or {}
+    cluster = outputs.get("cluster_name", "")
     stages: Sequence[Callable[[], list[Check]]] = (
-        lambda: _stable(clients, outputs.get("cluster_name", ""), services, deployed, record,
-                        poll_seconds, stable_timeout),
+        lambda: _stable(clients, cluster, services, deployed, record, poll_seconds, stable_timeout),
+        lambda: _outcomes(clients, deployments or EcsServiceDeployments(clients), cluster, services, deployed,
+                          record, report, outcomes, sleep, poll_seconds, stable_timeout),
         lambda: _targets(target_health or ElbTargetHealth(clients), services, deployed, record,
                          sleep, poll_seconds, health_timeout),
         lambda: _smoke(str(outputs.get("gateway_url", "")), services, record, smoke_timeout),
-        lambda: [_bake(clients, _alarm_names(outputs, services), record, sleep, poll_seconds, bake_seconds)],
+        lambda: [_alarms(clients, _alarm_names(outputs, services), outcomes, started, record, sleep,
+                         poll_seconds, bake_seconds)],
     )
     with translate_errors("verifying the deployment"):
         for stage in stages:
@@ -175,7 +195,83 @@ def _unstable_detail(response: dict[str, Any] | None, service_name: str) -> str:
     return ", ".join(parts)
 
 
-# -- 2. targets ------------------------------------------------------------------------------------
+# -- 2. ECS's own outcome ---------------------------------------------------------------------------
+
+def _outcomes(clients: Clients, deployments: ServiceDeployments, cluster: str, services: list[ServiceConfig],
+              deployed: dict[str, Any], record: Callable[[Check], Check], report: Report,
+              outcomes: dict[str, DeploymentOutcome | None], sleep: Callable[[float], None], poll_seconds: float,
+              timeout: float) -> list[Check]:
+    checks = []
+    for svc in services:
+        name = f"ecs outcome: {svc.name}"
+        entry = deployed.get(svc.name) or {}
+        service_name, expected = entry.get("service_name"), entry.get("task_definition_arn")
+        if not service_name or not expected:
+            checks.append(record(Check(name, False, "no service_name or task_definition_arn in the stack outputs")))
+            continue
+        try:
+            outcome = _finished(deployments, cluster, service_name, sleep, poll_seconds, timeout)
+            running = _running(clients, cluster, service_name)
+        except Exception as exc:
+            checks.append(record(_api_failure(name, exc)))
+            continue
+        # A record of an older deployment (this release did not change the service) is not its own.
+        outcomes[svc.name] = outcome if outcome is None or outcome.task_definition in (None, expected) else None
+        check = _judge(name, svc.name, outcome, running, str(expected), report)
+        checks.append(record(check))
+    return checks
+
+
+def _finished(deployments: ServiceDeployments, cluster: str, service: str, sleep: Callable[[float], None],
+              poll_seconds: float, timeout: float) -> DeploymentOutcome | None:
+    """The newest deployment once it has ended (or as it stands when `timeout` runs out)."""
+    waited = 0.0
+    while True:
+        outcome = deployments.latest(cluster, service)
+        if outcome is None or outcome.finished or waited >= timeout:
+            return outcome
+        step = _step(poll_seconds, timeout - waited)
+        sleep(step)
+        waited += step
+
+
+def _running(clients: Clients, cluster: str, service: str) -> list[str | None]:
+    """The service's task definition and its primary deployment's: after a rollback both are the old one."""
+    found = clients.ecs.describe_services(cluster=cluster, services=[service]).get("services") or []
+    if not found:
+        return [None]
+    primary: dict[str, Any] = next((d for d in found[0].get("deployments") or [] if d.get("status") == "PRIMARY"), {})
+    return [found[0].get("taskDefinition"), primary.get("taskDefinition", found[0].get("taskDefinition"))]
+
+
+def _judge(name: str, service: str, outcome: DeploymentOutcome | None, running_all: list[str | None],
+           expected: str, report: Report) -> Check:
+    running = next((td for td in running_all if td != expected), expected)
+    if outcome is not None and outcome.rolled_back:
+        report.rolled_back[service] = f"rolled back by ECS ({outcome.describe()})"
+        return Check(name, False, f"{report.rolled_back[service]}; it runs {_short(running)}")
+    if outcome is not None and not outcome.finished:
+        return Check(name, False, f"ECS deployment still {outcome.describe()} after the wait")
+    if outcome is not None and outcome.status != "SUCCESSFUL":
+        report.rolled_back[service] = f"ECS deployment {outcome.describe()}"
+        return Check(name, False, report.rolled_back[service])
+    if running != expected:
+        report.rolled_back[service] = (f"ECS runs {_short(running)}, not {_short(expected)}, the task definition "
+                                       f"this release registered")
+        return Check(name, False, report.rolled_back[service])
+    if outcome is not None and outcome.task_definition not in (None, expected):
+        # The newest deployment is an older one's (the service did not change): not this release's record.
+        return Check(name, True, f"runs {_short(expected)}, this release's; ECS's newest deployment "
+                                 f"is of {_short(outcome.task_definition)}")
+    how = f"ECS deployment {outcome.describe()}" if outcome else "no ECS deployment record"
+    return Check(name, True, f"{how}; runs {_short(expected)}, this release's")
+
+
+def _short(task_definition: str | None) -> str:
+    return task_definition.rsplit("/", 1)[-1] if task_definition else "nothing"
+
+
+# -- 3. targets ------------------------------------------------------------------------------------
 
 _WAITING = {"initial"}  # registered, first health checks still running
 _LEAVING = {"draining"}  # the previous release's tasks being deregistered: not this release's health
@@ -187,14 +283,17 @@ def _targets(health: TargetHealth, services: list[ServiceConfig], deployed: dict
     checks = []
     for svc in services:
         name = f"targets healthy: {svc.name}"
-        arn = (deployed.get(svc.name) or {}).get("target_group_arn")
+        entry = deployed.get(svc.name) or {}
+        arn = entry.get("target_group_arn")
         if not arn:
             checks.append(record(Check(name, False, "no target group in the stack outputs")))
             continue
+        # A traffic-shifting service serves from whichever of its two groups ECS last shifted to.
+        groups = [arn, *([entry["alternate_target_group_arn"]] if entry.get("alternate_target_group_arn") else [])]
         waited = 0.0
         while True:
             try:
-                targets = health.describe(arn)
+                targets = [t for group in groups for t in health.describe(group)]
             except Exception as exc:
                 checks.append(record(_api_failure(name, exc)))
                 break
@@ -225,7 +324,7 @@ def _describe_target(target: TargetState) -> str:
     return f"{where} {target.state}" + (f" ({target.reason})" if target.reason else "")
 
 
-# -- 3. smoke --------------------------------------------------------------------------------------
+# -- 4. smoke --------------------------------------------------------------------------------------
 
 def _smoke(gateway_url: str, services: list[ServiceConfig], record: Callable[[Check], Check],
            timeout: float) -> list[Check]:
@@ -257,22 +356,29 @@ def _smoke(gateway_url: str, services: list[ServiceConfig], record: Callable[[Ch
     return checks
 
 
-# -- 4. bake ---------------------------------------------------------------------------------------
+# -- 5. alarms --------------------------------------------------------------------------------------
 
 def _alarm_names(outputs: dict[str, Any], services: list[ServiceConfig]) -> list[str]:
+    """The stack's health alarms and each service's own (its deployment alarms where exported)."""
     names = list(outputs.get("health_alarm_names") or [])
     for svc in services:
-        names += list(((outputs.get("services") or {}).get(svc.name) or {}).get("health_alarm_names") or [])
+        entry = (outputs.get("services") or {}).get(svc.name) or {}
+        names += list(entry.get("deployment_alarm_names") or entry.get("health_alarm_names") or [])
     return list(dict.fromkeys(names))
 
 
-def _bake(clients: Clients, alarms: list[str], record: Callable[[Check], Check],
-          sleep: Callable[[float], None], poll_seconds: float, bake_seconds: float) -> Check:
-    name = "alarms: bake"
+def _alarms(clients: Clients, alarms: list[str], outcomes: dict[str, DeploymentOutcome | None],
+            verification_started: datetime, record: Callable[[Check], Check], sleep: Callable[[float], None],
+            poll_seconds: float, bake_seconds: float) -> Check:
+    name = "alarms: this deployment"
     if not alarms:
-        return record(Check(name, False, "no health alarms in the stack outputs: the bake would watch nothing"))
-    elapsed = 0.0
-    polls = 0
+        return record(Check(name, False, "no health alarms in the stack outputs: nothing would judge the deployment"))
+    starts = [o.started_at for o in outcomes.values() if o is not None and o.started_at is not None]
+    # Its own window: from the first of its ECS deployments (or, without a record, this verification).
+    since = min([_aware(t) for t in starts] or [verification_started])
+    watched = bool(outcomes) and all(o is not None and o.alarms_status == WATCHED for o in outcomes.values())
+    bake = 0.0 if watched else float(bake_seconds)
+    elapsed, polls = 0.0, 0
     while True:
         polls += 1
         try:
@@ -282,17 +388,39 @@ def _bake(clients: Clients, alarms: list[str], record: Callable[[Check], Check],
         unknown = [a for a in alarms if a not in states]
         if unknown:
             return record(Check(name, False, f"alarms not found: {', '.join(unknown)}"))
-        firing = [(a, states[a]) for a in alarms if states[a]["StateValue"] == "ALARM"]
-        if firing:
-            detail = "; ".join(f"{a} in ALARM: {s.get('StateReason', '')}".rstrip(": ") for a, s in firing)
-            return record(Check(name, False, f"{detail} ({elapsed:.0f}s into the {bake_seconds:.0f}s bake)"))
-        if elapsed >= bake_seconds:
+        firing = [(a, s) for a, s in states.items() if s["StateValue"] == "ALARM"]
+        fired = [(a, s) for a, s in firing if _changed(s) >= since]
+        if fired:
+            detail = "; ".join(f"{a} in ALARM: {s.get('StateReason', '')}".rstrip(": ") for a, s in fired)
+            return record(Check(name, False, f"{detail} (since {_clock(since)}, {elapsed:.0f}s into the watch)"))
+        if elapsed >= bake:
             break
-        step = _step(poll_seconds, bake_seconds - elapsed)
+        step = _step(poll_seconds, bake - elapsed)
         sleep(step)
         elapsed += step
-    return record(Check(name, True, f"{len(alarms)} health alarms out of ALARM for {bake_seconds:.0f}s "
-                                    f"({polls} polls)"))
+    before = sorted(a for a, _ in firing)
+    how = (f"ECS watched them through its bake ({WATCHED})" if watched else
+           f"watched for {bake:.0f}s ({polls} polls): ECS did not watch them" if bake else
+           "ECS did not watch them and the pipeline bake is off (delivery.bake_seconds: 0)")
+    detail = f"{len(alarms)} alarms, none into ALARM since {_clock(since)}; {how}"
+    if before:
+        detail += f"; already in ALARM before this deployment, not its own: {', '.join(before)}"
+    return record(Check(name, True, detail))
+
+
+def _changed(alarm: dict[str, Any]) -> datetime:
+    # StateUpdatedTimestamp also moves when only the evaluation state changes; the transition is what counts.
+    return _aware(alarm.get("StateTransitionedTimestamp") or alarm.get("StateUpdatedTimestamp"))
+
+
+def _aware(moment: Any) -> datetime:
+    if not isinstance(moment, datetime):
+        return datetime.min.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _clock(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%H:%M:%SZ")
 
 
 def _alarm_states(clients: Clients, alarms: list[str]) -> dict[str, dict[str, Any]]:

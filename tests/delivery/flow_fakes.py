@@ -16,6 +16,7 @@ from pulumi.automation import events as ev
 from ops.delivery.docker_adapter import Docker, Result
 from ops.delivery.pulumi_adapter import RefreshOutcome
 from ops.errors import OpsError
+from tests.delivery.ecs_records import EcsRecords
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "ab" * 32
@@ -158,8 +159,9 @@ def make_deps(*, stack: Any = None, runner: DockerRunner | None = None, git: Fak
         caller=aws.caller,
         translate_errors=aws.translate_errors,
         load_config=(lambda name: configs[name]) if configs else stackfile.load,
+        # moto has no ECS service-deployment records: ecs_records stands in for them.
         verify_options={"sleep": lambda seconds: None, "poll_seconds": 1, "stable_timeout": 5,
-                        "health_timeout": 5, **verify_options},
+                        "health_timeout": 5, "deployments": EcsRecords(), **verify_options},
         sleep=lambda seconds: None,
         prompt=lambda text: replies.pop(0),
         is_tty=lambda: tty,

@@ -108,7 +108,7 @@ def test_config_hash_ignores_images(config_of):
 
 
 @pytest.mark.parametrize("section, value", [
-    ("delivery", {"protected": False, "allowed_branches": ["*"], "bake_seconds": 31}),
+    ("delivery", {"protected": False, "allowed_branches": ["*"], "bake_seconds": 301}),
     ("database", {"instance_class": "db.t4g.small", "allocated_storage": 20, "max_allocated_storage": 50,
                   "multi_az": False, "backup_retention_days": 1, "deletion_protection": False}),
     ("monitoring", {"log_retention_days": 14, "container_insights": False}),

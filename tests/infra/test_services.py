@@ -72,7 +72,8 @@ def mixed_config() -> StackConfig:
 def synth_services(cfg: StackConfig, stack: str) -> Synth:
     def build(c: StackConfig) -> None:
         out = pulumi.Output.from_input
-        gateway = types.SimpleNamespace(security_group_id=out(ALB_SG), listener_arn=out(LISTENER))
+        gateway = types.SimpleNamespace(security_group_id=out(ALB_SG), listener_arn=out(LISTENER),
+                                        url=out("https://api.example.com"))
         database = types.SimpleNamespace(
             security_group_id=out(DB_SG), endpoint=out("refarch-db.c0.us-east-1.rds.amazonaws.com"),
             port=out(5432), db_name="app", username="app", master_secret_arn=out(DB_SECRET))
@@ -84,7 +85,8 @@ def synth_services(cfg: StackConfig, stack: str) -> Synth:
             vpc_id=out("vpc-0standin"), private_subnet_ids=[out(s) for s in PRIVATE_SUBNETS],
             gateway=gateway, database=database, cache=cache, log_retention_days=RETENTION,
             tracing=c.monitoring.tracing, container_insights=c.monitoring.container_insights,
-            tags=base_tags("refarch", stack, c.environment),
+            tags=base_tags("refarch", stack, c.environment), deployment=c.delivery.deployment,
+            smoke_timeout_seconds=c.delivery.smoke_timeout_seconds,
         ))
         pulumi.export("cluster_name", services.cluster_name)
         pulumi.export("deployed", {name: vars(d) for name, d in services.deployed.items()})
@@ -337,7 +339,9 @@ def test_execution_roles_reach_only_their_own_repository_logs_and_secrets(mixed)
 
 
 def test_no_wildcard_actions_and_star_resources_only_where_aws_allows_nothing_else(synths):
-    star_only = {"ecr:GetAuthorizationToken", *XRAY_ACTIONS}
+    star_only = {"ecr:GetAuthorizationToken", *XRAY_ACTIONS, "elasticloadbalancing:DescribeListeners",
+                 "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
+                 "elasticloadbalancing:DescribeTargetHealth"}
     for case, (_, synth) in synths.items():
         for rp in synth.of_type("aws:iam/rolePolicy:RolePolicy"):
             for action, resources in resources_by_action(json.loads(rp["inputs"]["policy"])).items():
@@ -423,7 +427,8 @@ def test_target_group_health_check_follows_the_config(mixed):
 def test_shipped_stacks_can_roll_out_in_45_seconds(synths, case):
     cfg, synth = synths[case]
     groups = synth.of_type("aws:lb/targetGroup:TargetGroup")
-    assert len(groups) == len(cfg.services)
+    # A traffic-shifting strategy adds the alternate group, which rolls out the same way.
+    assert len(groups) == len(cfg.services) * (1 if cfg.delivery.deployment.rolling else 2)
     for tg in groups:
         check = tg["inputs"]["healthCheck"]
         assert check["healthyThreshold"] * check["interval"] + tg["inputs"]["deregistrationDelay"] <= 45, tg["name"]
@@ -468,7 +473,9 @@ def test_rollouts_keep_capacity_wait_and_roll_back_on_failure(synths):
             assert i["waitForSteadyState"] is True and i["enableExecuteCommand"] is False
             assert i["healthCheckGracePeriodSeconds"] == svc.health_check.grace_period
             assert i["desiredCount"] == svc.desired_count
-            assert service["options"]["ignoreChanges"] == ["desiredCount"]
+            # ECS owns the target-group pair of a traffic-shifting strategy (see test_progressive_delivery).
+            owned = [] if cfg.delivery.deployment.rolling else ["loadBalancers"]
+            assert service["options"]["ignoreChanges"] == ["desiredCount", *owned]
 
 
 def test_service_waits_for_its_listener_rules_permissions_and_network_paths(mixed):
