@@ -13,7 +13,8 @@ Five stages, each a list of checks reported live through `on_check` as they comp
    after the deployment started fails it; one already in ALARM before does not (a hotfix must be
    able to ship while the alarm it fixes still fires). ECS watches those alarms through its own
    bake; only when it did not (an alarm was already firing at the start, so ECS ignored them all)
-   does the pipeline bake itself for `bake_seconds`.
+   does the pipeline bake itself for `bake_seconds`; where it did, the pipeline only watches out
+   what is left of the alarms' window since the deployment began.
 
 A failed stage ends verification: later stages would only delay the rollback it triggers.
 """
@@ -30,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from infra.config import ServiceConfig
+from infra.config.deployment import ALARM_WINDOW_SECONDS
 from ops.delivery.aws import CREDENTIAL_CODES, Clients, error_code, translate_errors
 from ops.delivery.deployments import WATCHED, DeploymentOutcome, EcsServiceDeployments, ServiceDeployments
 
@@ -377,7 +379,10 @@ def _alarms(clients: Clients, alarms: list[str], outcomes: dict[str, DeploymentO
     # Its own window: from the first of its ECS deployments (or, without a record, this verification).
     since = min([_aware(t) for t in starts] or [verification_started])
     watched = bool(outcomes) and all(o is not None and o.alarms_status == WATCHED for o in outcomes.values())
-    bake = 0.0 if watched else float(bake_seconds)
+    # Where ECS watched, only what is left of the alarms' window since the deployment began (ECS
+    # derives a rolling deployment's bake itself, possibly shorter); elsewhere the pipeline's bake.
+    left = ALARM_WINDOW_SECONDS - (datetime.now(UTC) - since).total_seconds()
+    bake = max(0.0, math.ceil(left)) if watched else float(bake_seconds)
     elapsed, polls = 0.0, 0
     while True:
         polls += 1
@@ -399,7 +404,9 @@ def _alarms(clients: Clients, alarms: list[str], outcomes: dict[str, DeploymentO
         sleep(step)
         elapsed += step
     before = sorted(a for a, _ in firing)
-    how = (f"ECS watched them through its bake ({WATCHED})" if watched else
+    how = (f"ECS watched them through its bake ({WATCHED})" + (f", then for {bake:.0f}s more to cover the "
+                                                                 f"{ALARM_WINDOW_SECONDS}s window" if bake else "")
+           if watched else
            f"watched for {bake:.0f}s ({polls} polls): ECS did not watch them" if bake else
            "ECS did not watch them and the pipeline bake is off (delivery.bake_seconds: 0)")
     detail = f"{len(alarms)} alarms, none into ALARM since {_clock(since)}; {how}"

@@ -8,7 +8,7 @@ creation time, and the alarms watched to the end), unless a test scripts another
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ops.delivery.deployments import DeploymentOutcome
@@ -39,7 +39,8 @@ class EcsRecords:
         record = {
             "arn": f"arn:aws:ecs:{REGION}:123456789012:service-deployment/{cluster}/{service}/{primary['id'].split('/')[-1]}",
             "status": "SUCCESSFUL", "reason": "", "task_definition": primary["taskDefinition"],
-            "started_at": primary["createdAt"], "alarms_status": "MONITORING_COMPLETE",
+            # As if it began a canary's length before moto created the service: ECS watched it through.
+            "started_at": primary["createdAt"] - timedelta(minutes=15), "alarms_status": "MONITORING_COMPLETE",
         }
         return DeploymentOutcome(**{**record, **changes})
 

@@ -336,3 +336,18 @@ def test_both_target_groups_of_a_traffic_shifting_service_are_checked(deployed_s
     report = run(deployed_stack, clients, Recorder(), target_health=targets, bake_seconds=0)
     assert report.ok, report.summary()
     assert report.checks[4].detail == "1/1 targets healthy" and alternate in targets.asked
+
+
+def test_a_short_deployment_ecs_watched_is_watched_out_to_the_alarms_window(deployed_stack, clients):
+    # A rolling deployment that began 100 s ago: ECS's own bake may end before an alarm could fire.
+    records = EcsRecords(clients)
+    for name in ("products", "orders"):
+        service = deployed_stack.service_name(name)
+        records.script(service, records.as_ecs_records_it(deployed_stack.cluster, service,
+                                                          started_at=now() - timedelta(seconds=100)))
+    recorder = Recorder()
+    report = run(deployed_stack, clients, recorder, deployments=records, poll_seconds=50)
+    assert report.ok, report.summary()
+    waited = sum(seconds for seconds, _ in recorder.sleeps)
+    assert 195 <= waited <= 201, waited  # the rest of the 300 s window
+    assert "then for " in report.checks[-1].detail and "s more to cover the 300s window" in report.checks[-1].detail
