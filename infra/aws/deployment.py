@@ -106,7 +106,7 @@ def infrastructure_policy(target_group_arns: Sequence[str], listener_arn: str, r
          "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]},
         {"Sid": "ShiftOwnRules", "Effect": "Allow", "Resource": sorted(rule_arns),
          "Action": "elasticloadbalancing:ModifyRule"},
-        {"Sid": "ReadOwnListener", "Effect": "Allow", "Resource": listener_arn,
+        {"Sid": "ModifyOwnListener", "Effect": "Allow", "Resource": listener_arn,
          "Action": "elasticloadbalancing:ModifyListener"},
     ]}
 
@@ -210,7 +210,6 @@ def _conditions(paths: list[str], host: str | None) -> list[aws.lb.ListenerRuleC
 @dataclass
 class SmokeHookArgs:
     name_prefix: str
-    region: str
     log_retention_days: int
     test_routes: dict[str, pulumi.Input[str]]  # service -> its test-rule header value
     timeout_seconds: int  # per request

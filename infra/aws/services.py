@@ -300,7 +300,7 @@ class Services(pulumi.ComponentResource):
         if not args.deployment.smoke_hook:
             return token, None
         hook = deployment.SmokeHook(f"{name}-smoke-hook", deployment.SmokeHookArgs(
-            name_prefix=args.name_prefix, region=args.region, log_retention_days=args.log_retention_days,
+            name_prefix=args.name_prefix, log_retention_days=args.log_retention_days,
             test_routes={svc.name: deployment.test_route_value(svc.name, token) for svc in args.services},
             timeout_seconds=args.smoke_timeout_seconds, paths_per_service=2, tags=args.tags,
         ), opts=pulumi.ResourceOptions(parent=self))
