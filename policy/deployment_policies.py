@@ -35,7 +35,8 @@ LISTENER_RULES = ("aws:lb/listenerRule:ListenerRule", "aws:alb/listenerRule:List
 # infra/config/deployment.py EVALUATION_DELAY_SECONDS: publication + evaluation + ECS's alarm poll.
 EVALUATION_DELAY_SECONDS = 120
 RULE_WEIGHTS = "actions[*].forward.targetGroups[*].weight"
-SERVICE_TARGET_GROUPS = "loadBalancers"
+# Either the whole block or exactly the pair ECS swaps.
+SERVICE_TARGET_GROUPS = ("loadBalancers[*].targetGroupArn", "loadBalancers[*].advancedConfiguration.alternateTargetGroupArn")
 
 
 def _get(value: Any, *path: str) -> Any:
@@ -152,10 +153,11 @@ def _left_to_ecs(args: StackValidationArgs, report: ReportViolation) -> None:
             shifting = [lb for lb in _items(service.props.get("loadBalancers")) if _get(lb, "advancedConfiguration")]
             if not shifting:
                 continue
-            if SERVICE_TARGET_GROUPS not in (service.opts.ignore_changes or []):
+            ignored = set(service.opts.ignore_changes or [])
+            if "loadBalancers" not in ignored and not set(SERVICE_TARGET_GROUPS) <= ignored:
                 report(f"ECS service '{service.name}' shifts traffic between two target groups but would reset "
-                       f"the pair ECS swaps at every deployment. Add '{SERVICE_TARGET_GROUPS}' to its ignore_changes.",
-                       service.urn)
+                       f"the pair ECS swaps at every deployment. Add {', '.join(map(repr, SERVICE_TARGET_GROUPS))} "
+                       f"to its ignore_changes.", service.urn)
             for lb in shifting:
                 for key in ("productionListenerRule", "testListenerRule"):
                     rule = rules.get(str(_get(lb, "advancedConfiguration", key)))

@@ -12,7 +12,7 @@ Per stack, when any service bakes with the smoke hook: the Lambda in `functions/
 role (writes its own log group, nothing else), and the role ECS assumes to invoke it.
 
 What ECS changes is never reset by the program (no drift fight): the rules ignore their forward
-weights, and the service ignores its `load_balancers`, whose primary/alternate pair ECS swaps.
+weights, and the service ignores the primary/alternate target-group pair ECS swaps.
 """
 
 from __future__ import annotations
@@ -40,7 +40,11 @@ SMOKE_STAGE = "POST_TEST_TRAFFIC_SHIFT"
 TEST_RULE_PRIORITY_BASE = 1
 # Pulumi paths of what ECS owns after the first deployment.
 ECS_MANAGED_RULE_FIELDS = ["actions[*].forward.targetGroups[*].weight"]
-ECS_MANAGED_SERVICE_FIELDS = ["loadBalancers"]
+# Only the pair ECS swaps, not the whole block: a stack switching from `rolling` has no old
+# advancedConfiguration, so the new one is applied (ignored paths take the old value only where
+# one exists).
+ECS_MANAGED_SERVICE_FIELDS = ["loadBalancers[*].targetGroupArn",
+                              "loadBalancers[*].advancedConfiguration.alternateTargetGroupArn"]
 ECS_STRATEGIES = {"rolling": "ROLLING", "canary": "CANARY", "linear": "LINEAR", "blue_green": "BLUE_GREEN"}
 HOOK_ATTEMPTS = 3  # the smoke hook retries a failed check this often before failing the deployment
 HOOK_RETRY_SECONDS = 15

@@ -271,3 +271,76 @@ def test_the_ignore_paths_cover_nothing_the_program_should_still_own():
     assert not _matches("conditions[0].pathPattern.values[0]", ECS_MANAGED_RULE_FIELDS[0])
     assert not _matches("taskDefinition", ECS_MANAGED_SERVICE_FIELDS[0])
 
+
+
+def _with_ignored(old: dict[str, Any], new: dict[str, Any], ignored: list[str]) -> dict[str, Any]:
+    """What Pulumi sends: the new inputs, with each ignored path's old value where the old state has one."""
+    result = copy.deepcopy(new)
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else key)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+        if path and any(_matches(path, p) and not _matches(path.rsplit(".", 1)[0], p) for p in ignored):
+            old_value = _lookup(old, path)
+            if old_value is not _MISSING:
+                _assign(result, path, old_value)
+
+    walk(new, "")
+    return result
+
+
+_MISSING = object()
+
+
+def _steps(path: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.findall(r"[^.\[\]]+", path)]
+
+
+def _lookup(value: Any, path: str) -> Any:
+    for step in _steps(path):
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return value
+
+
+def _assign(value: Any, path: str, item: Any) -> None:
+    *head, last = _steps(path)
+    for step in head:
+        value = value[step]
+    value[last] = item
+
+
+def test_a_stack_switching_from_rolling_gets_its_traffic_shift_applied(synths):
+    from infra.config import parse
+    from ops.synth import run
+
+    values = stackfile.read_values("prod")
+    values["refarch:delivery"] = {**values["refarch:delivery"], "deployment": {"strategy": "rolling"}}
+    rolling = run(parse(values, "prod", "prod as rolling"), "prod")
+    canary = synths["prod"]
+    old, new = service(rolling)["inputs"], service(canary)
+    sent = _with_ignored(old, new["inputs"], new["options"]["ignoreChanges"])
+    assert sent["loadBalancers"] == new["inputs"]["loadBalancers"]  # advancedConfiguration and all
+    assert sent["deploymentConfiguration"]["strategy"] == "CANARY"
+    old_rule = rolling.one(RULE, "services-products-rule-0")["inputs"]
+    new_rule = canary.one(RULE, "services-products-rule-0")
+    assert _with_ignored(old_rule, new_rule["inputs"], new_rule["options"]["ignoreChanges"]) == new_rule["inputs"]
+
+
+def test_after_a_completed_deployment_the_next_up_sends_back_nothing_ecs_changed(canary):
+    _, synth = canary
+    svc = service(synth)
+    live = copy.deepcopy(svc["inputs"])
+    lb = live["loadBalancers"][0]
+    lb["targetGroupArn"], lb["advancedConfiguration"]["alternateTargetGroupArn"] = (
+        lb["advancedConfiguration"]["alternateTargetGroupArn"], lb["targetGroupArn"])
+    assert _with_ignored(live, svc["inputs"], svc["options"]["ignoreChanges"]) == live
+    rule = synth.one(RULE, "services-products-rule-0")
+    after = _after_a_completed_deployment(rule["inputs"])
+    assert _with_ignored(after, rule["inputs"], rule["options"]["ignoreChanges"]) == after

@@ -474,7 +474,8 @@ def test_rollouts_keep_capacity_wait_and_roll_back_on_failure(synths):
             assert i["healthCheckGracePeriodSeconds"] == svc.health_check.grace_period
             assert i["desiredCount"] == svc.desired_count
             # ECS owns the target-group pair of a traffic-shifting strategy (see test_progressive_delivery).
-            owned = [] if cfg.delivery.deployment.rolling else ["loadBalancers"]
+            owned = [] if cfg.delivery.deployment.rolling else [
+                "loadBalancers[*].targetGroupArn", "loadBalancers[*].advancedConfiguration.alternateTargetGroupArn"]
             assert service["options"]["ignoreChanges"] == ["desiredCount", *owned]
 
 

@@ -89,7 +89,8 @@ def pair_reset(doc):
     (unknown_alarm, "ecs-bakes-outlast-deployment-alarms", "services-products-service", "refarch-prod-gone"),
     (rule_reset, "ecs-traffic-shift-left-to-ecs", "services-products-rule-0",
      "Add 'actions[*].forward.targetGroups[*].weight' to its ignore_changes"),
-    (pair_reset, "ecs-traffic-shift-left-to-ecs", "services-products-service", "Add 'loadBalancers'"),
+    (pair_reset, "ecs-traffic-shift-left-to-ecs", "services-products-service",
+     "Add 'loadBalancers[*].targetGroupArn', 'loadBalancers[*].advancedConfiguration.alternateTargetGroupArn'"),
 ])
 def test_a_weakened_prod_is_caught(synths, monkeypatch, change: Callable[[dict], None], policy, culprit, says):
     doc = copy.deepcopy(synths["prod"].to_json())
