@@ -1,4 +1,5 @@
-"""The load balancer: TLS 1.2+, HTTP only redirecting, TLS and WAF on internet-facing ALBs."""
+"""The load balancer: TLS 1.2+, HTTP only redirecting, TLS and WAF on internet-facing ALBs, the WAF's
+rule groups and its logs."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ from policy_support import (
 )
 from pulumi_policy import PolicyResource, ResourceValidationArgs
 
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+# Known bad inputs: Log4Shell-style payloads and exploit paths; SQLi: SQL injection patterns.
+REQUIRED_RULE_GROUPS = ("AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesSQLiRuleSet")
+# Headers that carry credentials: their values must never reach the WAF logs.
+REDACTED_HEADERS = ("authorization", "cookie")
 TLS12_POLICY_PREFIXES = ("ELBSecurityPolicy-TLS13-1-2-", "ELBSecurityPolicy-TLS-1-2-", "ELBSecurityPolicy-FS-1-2-")
 
 
@@ -103,6 +110,50 @@ def _alb_waf(stack: Stack) -> Iterator[Finding]:
     yield from guarded(check, stack.known(*LOAD_BALANCERS))
 
 
+def _waf_rule_groups(args: ResourceValidationArgs) -> Iterator[str]:
+    blocking = set()
+    for rule in items(args.props.get("rules")):
+        name = get(rule, "statement", "managedRuleGroupStatement", "name")
+        # An override to count only observes: the group must keep its own block actions.
+        if name and get(rule, "statement", "managedRuleGroupStatement", "vendorName") == "AWS" \
+                and get(rule, "overrideAction", "count") is None:
+            blocking.add(name)
+    missing = [group for group in REQUIRED_RULE_GROUPS if group not in blocking]
+    if missing:
+        yield (f"Web ACL '{args.name}' does not block with {', '.join(missing)}. Add the AWS managed rule "
+               "group(s) with override_action none (gateway.py MANAGED_RULE_GROUPS).")
+
+
+def _waf_logging(stack: Stack) -> Iterator[Finding]:
+    configs: dict[Any, Mapping[str, Any]] = {}
+    for _, props in stack.collect([WAF_LOGGING], lambda p: p):
+        configs[props.get("resourceArn")] = props
+
+    def redacted(props: Mapping[str, Any]) -> set[str]:
+        return {str(get(f, "singleHeader", "name")).lower() for f in items(props.get("redactedFields"))
+                if get(f, "singleHeader", "name")}
+
+    def check(acl: PolicyResource, props: Mapping[str, Any]) -> Iterator[Finding]:
+        logging = configs.get(props.get("arn"))
+        if logging is None:
+            yield Finding(f"Web ACL '{acl.name}' keeps no logs of the requests it allows and blocks. Add an "
+                          "aws.wafv2.WebAclLoggingConfiguration to an aws-waf-logs-* log group.",
+                          acl.urn, environment_of(props))
+            return
+        missing = [h for h in REDACTED_HEADERS if h not in redacted(logging)]
+        if missing:
+            yield Finding(f"Web ACL '{acl.name}' logs the {', '.join(missing)} header(s), which carry credentials. "
+                          "Add them to the logging configuration's redacted_fields as single_header.",
+                          acl.urn, environment_of(props))
+        destinations = [str(d) for d in items(logging.get("logDestinationConfigs"))]
+        if not destinations or not all(":log-group:aws-waf-logs-" in d for d in destinations):
+            yield Finding(f"Web ACL '{acl.name}' logs to {destinations or 'nothing'}, not a CloudWatch Logs group "
+                          "of the stack. Send its logs to an aws-waf-logs-<prefix> log group.",
+                          acl.urn, environment_of(props))
+
+    yield from guarded(check, stack.known(WEB_ACL))
+
+
 POLICIES: list[Policy] = [
     resource_policy("alb-https-tls12", "HTTPS listeners use a TLS 1.2+ security policy.",
                     MANDATORY, list(LISTENERS), _listener_tls),
@@ -110,4 +161,10 @@ POLICIES: list[Policy] = [
                  "On a load balancer with HTTPS, HTTP only redirects to HTTPS.", MANDATORY, _http_redirects),
     *by_environment("alb-tls", "Every internet-facing ALB terminates TLS.", _alb_tls),
     *by_environment("alb-waf", "Every internet-facing ALB has a WAF web ACL.", _alb_waf),
+    resource_policy("waf-managed-rule-groups",
+                    f"Web ACLs block with the AWS managed {' and '.join(REQUIRED_RULE_GROUPS)} rule groups.",
+                    MANDATORY, [WEB_ACL], _waf_rule_groups),
+    stack_policy("waf-logs-redacted",
+                 "Web ACLs log to a CloudWatch Logs group with the authorization and cookie headers redacted.",
+                 MANDATORY, _waf_logging),
 ]

@@ -17,6 +17,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+import data_policies  # noqa: E402
 import ecs_policies  # noqa: E402
 import encryption_policies  # noqa: E402
 import gateway_policies  # noqa: E402
@@ -28,7 +29,7 @@ import tagging_policies  # noqa: E402
 from policy_support import Policy  # noqa: E402
 
 TOPICS = (
-    encryption_policies, logging_policies, network_policies, gateway_policies, ecs_policies,
+    encryption_policies, logging_policies, network_policies, gateway_policies, ecs_policies, data_policies,
     iam_policies, protection_policies, tagging_policies,
 )
 
