@@ -124,10 +124,11 @@ def _audit_retention(stack: Stack) -> Iterator[Finding]:
         bucket = buckets.get(props.get("bucket"))
         if bucket is None or environment_of(bucket.props) != "prod":
             continue
-        days = [as_int(get(r, "expiration", "days")) for r in items(props.get("rules"))
-                if get(r, "status") == "Enabled" and get(r, "expiration", "days") is not None]
-        if any(d is not None and d < PROD_AUDIT_DAYS for d in days):
-            yield Finding(f"Prod access-log bucket '{bucket.name}' expires load balancer logs after {min(days)} "
+        expiries = [as_int(get(r, "expiration", "days")) for r in items(props.get("rules"))
+                    if get(r, "status") == "Enabled"]
+        shortest = min((d for d in expiries if d is not None), default=None)
+        if shortest is not None and shortest < PROD_AUDIT_DAYS:
+            yield Finding(f"Prod access-log bucket '{bucket.name}' expires load balancer logs after {shortest} "
                           f"days. Set monitoring.audit_log_retention_days to at least {PROD_AUDIT_DAYS}.",
                           rule_set.urn, "prod")
 
