@@ -31,6 +31,9 @@ MANAGED_RULE_GROUPS = (
 # Credentials never reach the WAF logs: WAF writes these headers' values as REDACTED. WAF wants
 # header names in lower case.
 REDACTED_HEADERS = ("authorization", "cookie")
+# A deleted or overwritten access log stays recoverable this long. Expiry itself also leaves a
+# noncurrent version behind: a short window keeps storage close to the retention period.
+NONCURRENT_LOG_DAYS = 30
 RATE_LIMIT_PRIORITY = 0
 ALB_NAME_MAX = 32
 BUCKET_NAME_MAX = 63
@@ -273,7 +276,7 @@ class Gateway(pulumi.ComponentResource):
             )],
             opts=child,
         )
-        # Versioned: a log overwritten or deleted stays recoverable as long as it would have been kept.
+        # Versioned: a log overwritten or deleted early stays recoverable for NONCURRENT_LOG_DAYS.
         versioning = aws.s3.BucketVersioning(
             f"{name}-access-logs-versioning",
             bucket=bucket.id,
@@ -290,7 +293,7 @@ class Gateway(pulumi.ComponentResource):
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=days,
+                    noncurrent_days=NONCURRENT_LOG_DAYS,
                 ),
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=1,
