@@ -1,7 +1,8 @@
 """The CrossGuard pack's entry point: `pulumi preview --policy-pack policy`.
 
 Constructing `PolicyPack` starts the analyzer's gRPC server and blocks, so it is the only thing
-here; the policies live in `refarch_policies.py`, which tests and `invoke policy` import.
+here; the policies live in `<topic>_policies.py` modules joined by `refarch_policies.py`, which
+tests and `invoke policy` import.
 """
 
 import sys

@@ -1,44 +1,68 @@
-"""What CI needs in an AWS account, created once: OIDC trust, CI roles, Pulumi state and secrets key.
+"""What CI needs in an AWS account, created once: OIDC trust, CI roles, Pulumi state, keys, tables.
 
 - the GitHub OIDC provider (or the account's existing one, by ARN);
-- one deploy role per environment, assumable only by a job of this repository running in that
-  GitHub environment (`sub` = `repo:<owner>/<repo>:environment:<env>`, `aud` = sts.amazonaws.com);
-- one read-only role for pull-request previews and the nightly drift check;
-- the Pulumi state bucket (versioned, SSE-KMS, public access blocked, TLS only) and the KMS key
-  that encrypts it and the stacks' secrets (`awskms://` secrets provider). One key: both are read
-  by exactly the same roles, and a second key would be a second $1/month for no separation.
+- per environment E: a deploy role assumable only by a job of this repository running in the
+  GitHub environment E, a read-only preview role (pull requests and the default branch), E's
+  permissions boundary (every role E's stack creates carries it), E's secrets key
+  (`awskms://alias/<project>-pulumi-<E>`) and, when someone may promote from E, E's
+  promotion-source role (contract C1);
+- the Pulumi state bucket (versioned, SSE-KMS without a bucket key so that each object is
+  encrypted under its own ARN, public access blocked, TLS only) and its key;
+- the deploy lock and release ledger tables of ops/delivery (contract C1), encrypted with the same key;
+- the account's log resource policies that let WAF deliver to `aws-waf-logs-*` groups and the
+  stacks' EventBridge rules to `/aws/events/<project>-*` groups, so no deploy role needs
+  `logs:PutResourcePolicy`.
 
-Permissions: the account is the blast radius (one account per environment is the recommended
-layout); inside an account each deploy role reaches only resources named `<project>-<env>...`
-wherever the service supports resource-level permissions, and only the configured region for the
-services whose resources carry generated ids (EC2, ACM, Application Auto Scaling).
+Permissions (documents in `bootstrap_documents.py` and `deploy_policies.py`): inside an account
+each role reaches only its own environment's resources, by name where AWS authorizes on names and
+by the creation-time `stack` tag where it authorizes on generated ids; see those modules.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+# The folder is a Pulumi project, not a package: its modules import each other by their own names.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from bootstrap_documents import (  # noqa: E402
+    BOOTSTRAP_STACK,
+    STACK_TAG,
+    STS_AUDIENCE,
+    Account,
+    Names,
+    boundary_name,
+    deploy_subject,
+    github_trust,
+    key_policy,
+    preview_policy,
+    preview_subjects,
+    promotion_source_name,
+    promotion_source_policy,
+    promotion_trust,
+    tls_only_policy,
+)
+from delivery_tables import TableSpec, ledger_table, lock_table  # noqa: E402
+from deploy_policies import boundary_policy, deploy_policies  # noqa: E402
+
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
-GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
-STS_AUDIENCE = "sts.amazonaws.com"
-# The release ledger and deploy lock of ops/delivery live under this SSM path, per stack.
-LEDGER_ROOT = "/refarch"
-# Services a deploy role may pass roles to: ECS tasks (execution/task roles) and VPC flow logs.
-PASSABLE_TO = ["ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com"]
-# Service-linked roles the stack's services create on first use in an account.
-SERVICE_LINKED = ["ecs.amazonaws.com", "elasticache.amazonaws.com", "rds.amazonaws.com",
-                  "elasticloadbalancing.amazonaws.com", "ecs.application-autoscaling.amazonaws.com"]
 # Noncurrent state versions are the undo history of every stack; a year of it is cheap.
 STATE_VERSIONS_DAYS = 365
 REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,20}$")
+DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,12 @@ class BootstrapConfig:
     default_branch: str = "main"
     project: str = "refarch"
     hosted_zone_ids: tuple[str, ...] = ()
+    # Env -> the DNS names its stack may write (gateway.domain): the alias record and ACM's
+    # validation records. An environment without domains gets no Route 53 write and no certificate.
+    domains: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Env -> role ARNs that may read its ledger and pull its images (C1). Unset: the next
+    # environment's deploy role in this account, when there is one.
+    promotion_readers: Mapping[str, tuple[str, ...]] | None = None
     # An account has one provider per URL: pass its ARN if it exists already.
     oidc_provider_arn: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -59,244 +89,56 @@ class BootstrapConfig:
         if not self.environments:
             problems.append("environments: at least one")
         problems += [f"environments: {e!r} is not a lower-case name" for e in self.environments if not NAME.match(e)]
+        if BOOTSTRAP_STACK in self.environments:
+            problems.append(f"environments: {BOOTSTRAP_STACK!r} is reserved for the bootstrap's own resources")
         if len(set(self.environments)) != len(self.environments):
             problems.append("environments: listed twice")
         if not NAME.match(self.project):
             problems.append(f"project: {self.project!r} is not a lower-case name")
+        for env, names in self.domains.items():
+            if env not in self.environments:
+                problems.append(f"domains.{env}: not one of the environments")
+            problems += [f"domains.{env}: {d!r} is not a lower-case DNS name" for d in names if not DOMAIN.match(d)]
+        for env, arns in (self.promotion_readers or {}).items():
+            if env not in self.environments:
+                problems.append(f"promotion_readers.{env}: not one of the environments")
+            problems += [f"promotion_readers.{env}: {a!r} is not an IAM role ARN" for a in arns if not ROLE_ARN.match(a)]
         if problems:
             raise ValueError("invalid bootstrap config: " + "; ".join(problems))
 
     @classmethod
     def from_pulumi(cls) -> BootstrapConfig:
         cfg = pulumi.Config()
+        readers = cfg.get_object("promotion_readers")
         return cls(
             repository=cfg.require("github_repository"),
             environments=tuple(cfg.get_object("environments") or cls.environments),
             default_branch=cfg.get("default_branch") or "main",
             project=cfg.get("project") or "refarch",
             hosted_zone_ids=tuple(cfg.get_object("hosted_zone_ids") or ()),
+            domains={env: tuple(names) for env, names in (cfg.get_object("domains") or {}).items()},
+            promotion_readers=None if readers is None else {env: tuple(a) for env, a in readers.items()},
             oidc_provider_arn=cfg.get("oidc_provider_arn"),
         )
 
-    def promotes_from(self, env: str) -> str | None:
-        """The environment whose verified release `env` is promoted from (the previous one)."""
+    def deploy_role_name(self, env: str) -> str:
+        return f"{self.project}-ci-deploy-{env}"
+
+    def has_promotion_readers(self, env: str) -> bool:
+        """Known before deploy (unlike the ARNs): whether E gets a promotion-source role at all."""
+        if self.promotion_readers is not None:
+            return bool(self.promotion_readers.get(env))
+        return env != self.environments[-1]
+
+    def readers_of(self, env: str, account: Account) -> list[str]:
+        """Who may read E's ledger and images: the configured ARNs, or the next deploy role here."""
+        if self.promotion_readers is not None:
+            return list(self.promotion_readers.get(env, ()))
         i = self.environments.index(env)
-        return self.environments[i - 1] if i else None
-
-
-@dataclass(frozen=True)
-class Account:
-    account: str
-    region: str
-    partition: str
-
-
-# --- documents (pure: tested without Pulumi) ----------------------------------------------------
-
-def github_trust(provider_arn: str, subjects: Sequence[str]) -> dict[str, Any]:
-    """Only tokens for this audience and exactly these subjects (no wildcards) may assume the role."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": provider_arn},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {
-                f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
-                f"{GITHUB_OIDC_HOST}:sub": list(subjects),
-            }},
-        }],
-    }
-
-
-def deploy_subject(repository: str, env: str) -> str:
-    return f"repo:{repository}:environment:{env}"
-
-
-def preview_subjects(repository: str, default_branch: str) -> list[str]:
-    # Pull requests of this repository (forks get no token) and scheduled runs on the default branch.
-    return [f"repo:{repository}:pull_request", f"repo:{repository}:ref:refs/heads/{default_branch}"]
-
-
-def _region(where: Account) -> dict[str, Any]:
-    return {"StringEquals": {"aws:RequestedRegion": where.region}}
-
-
-def state_statements(bucket: str, key_arn: str, project: str, env: str | None, where: Account) -> list[dict[str, Any]]:
-    """The Pulumi DIY backend under `.pulumi/`: one stack's files for a deploy role, all for reading."""
-    p = where.partition
-    objects = f"arn:{p}:s3:::{bucket}/.pulumi/*/{project}/{env}*" if env else f"arn:{p}:s3:::{bucket}/.pulumi/*"
-    statements: list[dict[str, Any]] = [
-        {"Sid": "StateList", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-         "Resource": f"arn:{p}:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": [".pulumi/*"]}}},
-        {"Sid": "StateMeta", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:{p}:s3:::{bucket}/.pulumi/meta.yaml"},
-    ]
-    if env:
-        statements.append({"Sid": "StateReadWrite", "Effect": "Allow",
-                           "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": objects})
-    else:
-        statements += [
-            {"Sid": "StateRead", "Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
-            # Pulumi may take the stack lock for a preview or refresh; nothing else is written.
-            {"Sid": "StateLocks", "Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"],
-             "Resource": f"arn:{p}:s3:::{bucket}/.pulumi/locks/*"},
-        ]
-    statements.append({"Sid": "StateKey", "Effect": "Allow",
-                       "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                       "Resource": key_arn})
-    return statements
-
-
-def deploy_infrastructure_policy(project: str, env: str, where: Account,
-                                 hosted_zone_ids: Sequence[str] = ()) -> dict[str, Any]:
-    """What `pulumi up` of one stack creates, changes and deletes."""
-    a, r, p = where.account, where.region, where.partition
-    name = f"{project}-{env}"
-
-    def arns(service: str, *resources: str, region: str = r, account: str = a) -> list[str]:
-        return [f"arn:{p}:{service}:{region}:{account}:{res}" for res in resources]
-
-    zones = [f"arn:{p}:route53:::hostedzone/{z}" for z in hosted_zone_ids] or [f"arn:{p}:route53:::hostedzone/*"]
-    return {"Version": "2012-10-17", "Statement": [
-        # Generated ids (vpc-..., subnet-..., certificate/<uuid>): bounded by region, not by name.
-        {"Sid": "GeneratedIdServices", "Effect": "Allow", "Resource": "*", "Condition": _region(where),
-         "Action": ["ec2:*", "acm:*", "application-autoscaling:*"]},
-        # Reads and calls that AWS authorizes only on "*".
-        {"Sid": "UnscopedCalls", "Effect": "Allow", "Resource": "*", "Condition": _region(where), "Action": [
-            "elasticloadbalancing:Describe*", "ecs:Describe*", "ecs:List*", "ecs:RegisterTaskDefinition",
-            "ecs:DeregisterTaskDefinition", "ecs:TagResource", "rds:Describe*", "rds:ListTagsForResource",
-            "elasticache:Describe*", "elasticache:ListTagsForResource", "logs:Describe*", "logs:ListTagsForResource",
-            "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-            "logs:ListLogDeliveries", "logs:PutResourcePolicy", "cloudwatch:Describe*", "cloudwatch:List*",
-            "sns:List*", "secretsmanager:List*", "secretsmanager:GetRandomPassword", "wafv2:List*",
-            "wafv2:Get*", "wafv2:Describe*", "ecr:GetAuthorizationToken", "ecr:DescribeRegistry",
-            "kms:ListAliases", "kms:ListKeys", "ssm:DescribeParameters", "s3:ListAllMyBuckets"]},
-        {"Sid": "LoadBalancer", "Effect": "Allow", "Action": "elasticloadbalancing:*",
-         "Resource": arns("elasticloadbalancing", f"loadbalancer/app/{name}-*/*", f"targetgroup/{name}-*/*",
-                          f"listener/app/{name}-*/*", f"listener-rule/app/{name}-*/*")},
-        {"Sid": "Ecs", "Effect": "Allow", "Action": "ecs:*",
-         "Resource": arns("ecs", f"cluster/{name}", f"service/{name}/*", f"task/{name}/*",
-                          f"task-definition/{name}-*:*", f"container-instance/{name}/*")},
-        {"Sid": "Ecr", "Effect": "Allow", "Action": "ecr:*", "Resource": arns("ecr", f"repository/{name}/*")},
-        {"Sid": "Logs", "Effect": "Allow", "Action": "logs:*",
-         "Resource": arns("logs", f"log-group:/{name}/*", f"log-group:/ecs/{name}/*",
-                          f"log-group:/aws/rds/instance/{name}-*")},
-        {"Sid": "Rds", "Effect": "Allow", "Action": "rds:*",
-         "Resource": arns("rds", f"db:{name}-*", f"pg:{name}-*", f"subgrp:{name}-*", f"snapshot:{name}-*",
-                          "og:default:*", "pg:default.*")},
-        {"Sid": "Cache", "Effect": "Allow", "Action": "elasticache:*",
-         "Resource": arns("elasticache", f"replicationgroup:{name}-*", f"cluster:{name}-*",
-                          f"subnetgroup:{name}-*", f"snapshot:{name}-*", "parametergroup:default.*", "user:default")},
-        # Target tracking policies make Application Auto Scaling create alarms named after the service.
-        {"Sid": "Alarms", "Effect": "Allow", "Action": "cloudwatch:*",
-         "Resource": [*arns("cloudwatch", f"alarm:{name}-*", f"alarm:TargetTracking-service/{name}/*"),
-                      f"arn:{p}:cloudwatch::{a}:dashboard/{name}",
-                      f"arn:{p}:cloudwatch::{a}:dashboard/{name}-*"]},
-        {"Sid": "Topics", "Effect": "Allow", "Action": "sns:*", "Resource": arns("sns", f"{name}-*")},
-        {"Sid": "Secrets", "Effect": "Allow", "Action": "secretsmanager:*", "Resource": arns("secretsmanager", f"secret:{name}/*")},
-        # RDS creates the managed master-user secret (rds!db-...) in the caller's name.
-        {"Sid": "RdsManagedSecret", "Effect": "Allow",
-         "Action": ["secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DescribeSecret"],
-         "Resource": arns("secretsmanager", "secret:rds!*")},
-        {"Sid": "Waf", "Effect": "Allow", "Action": "wafv2:*",
-         "Resource": arns("wafv2", f"regional/webacl/{name}-*/*", "regional/managedruleset/*/*")},
-        {"Sid": "AccessLogBucket", "Effect": "Allow", "Action": "s3:*",
-         "Resource": [f"arn:{p}:s3:::{name}-*", f"arn:{p}:s3:::{name}-*/*"]},
-        # The stack's own KMS key: created with the stack tag, then usable only while it carries it.
-        {"Sid": "KmsCreate", "Effect": "Allow", "Action": ["kms:CreateKey", "kms:TagResource"], "Resource": "*",
-         "Condition": {"StringEquals": {"aws:RequestTag/stack": env, "aws:RequestedRegion": r}}},
-        {"Sid": "KmsOwnKey", "Effect": "Allow", "Action": "kms:*", "Resource": "*",
-         "Condition": {"StringEquals": {"aws:ResourceTag/stack": env, "aws:ResourceTag/project": project}}},
-        {"Sid": "KmsAlias", "Effect": "Allow", "Action": ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-         "Resource": arns("kms", f"alias/{name}-*")},
-        {"Sid": "Roles", "Effect": "Allow", "Resource": [f"arn:{p}:iam::{a}:role/{name}-*"], "Action": [
-            "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:UpdateRole", "iam:UpdateRoleDescription",
-            "iam:UpdateAssumeRolePolicy", "iam:TagRole", "iam:UntagRole", "iam:ListRoleTags", "iam:PutRolePolicy",
-            "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
-            "iam:ListInstanceProfilesForRole"]},
-        {"Sid": "PassStackRoles", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": [f"arn:{p}:iam::{a}:role/{name}-*"],
-         "Condition": {"StringEquals": {"iam:PassedToService": PASSABLE_TO}}},
-        {"Sid": "ServiceLinkedRoles", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
-         "Resource": f"arn:{p}:iam::{a}:role/aws-service-role/*",
-         "Condition": {"StringEquals": {"iam:AWSServiceName": SERVICE_LINKED}}},
-        {"Sid": "Dns", "Effect": "Allow", "Resource": zones,
-         "Action": ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:GetHostedZone"]},
-        {"Sid": "DnsChanges", "Effect": "Allow", "Resource": "*",
-         "Action": ["route53:GetChange", "route53:ListHostedZones", "route53:ListHostedZonesByName"]},
-    ]}
-
-
-def deploy_delivery_policy(project: str, env: str, source_env: str | None, bucket: str, key_arn: str,
-                           where: Account) -> dict[str, Any]:
-    """What the Invoke delivery tasks do beside `up`: state, ledger and lock, promotion source."""
-    a, r, p = where.account, where.region, where.partition
-    statements = state_statements(bucket, key_arn, project, env, where)
-    statements.append({"Sid": "LedgerAndLock", "Effect": "Allow", "Action": [
-        "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory", "ssm:GetParametersByPath",
-        "ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource", "ssm:ListTagsForResource"],
-        "Resource": [f"arn:{p}:ssm:{r}:{a}:parameter{LEDGER_ROOT}/{env}", f"arn:{p}:ssm:{r}:{a}:parameter{LEDGER_ROOT}/{env}/*"]})
-    if source_env:
-        # Promotion reads the source stack's ledger and copies its images by digest.
-        statements += [
-            {"Sid": "PromotionLedger", "Effect": "Allow",
-             "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParameterHistory", "ssm:GetParametersByPath"],
-             "Resource": f"arn:{p}:ssm:{r}:{a}:parameter{LEDGER_ROOT}/{source_env}/*"},
-            {"Sid": "PromotionImages", "Effect": "Allow",
-             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability",
-                        "ecr:DescribeImages"],
-             "Resource": f"arn:{p}:ecr:{r}:{a}:repository/{project}-{source_env}/*"},
-        ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def preview_policy(project: str, bucket: str, key_arn: str, where: Account) -> dict[str, Any]:
-    """Read-only: enough for `pulumi preview` and `pulumi refresh --preview-only` of every stack.
-
-    Reads of configuration, never of data: no GetSecretValue, no S3 objects outside the state,
-    no log events, no SSM parameters outside the ledger.
-    """
-    a, r, p = where.account, where.region, where.partition
-    statements = state_statements(bucket, key_arn, project, None, where)
-    statements += [
-        {"Sid": "DescribeRegional", "Effect": "Allow", "Resource": "*", "Condition": _region(where), "Action": [
-            "ec2:Describe*", "elasticloadbalancing:Describe*", "ecs:Describe*", "ecs:List*", "ecr:Describe*",
-            "ecr:List*", "ecr:GetLifecyclePolicy", "ecr:GetRepositoryPolicy", "rds:Describe*",
-            "rds:ListTagsForResource", "elasticache:Describe*", "elasticache:ListTagsForResource", "logs:Describe*",
-            "logs:ListTagsForResource", "logs:ListTagsLogGroup", "logs:GetLogDelivery", "cloudwatch:Describe*",
-            "cloudwatch:List*", "cloudwatch:GetDashboard", "sns:GetTopicAttributes", "sns:GetSubscriptionAttributes",
-            "sns:List*", "kms:DescribeKey", "kms:List*", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus",
-            "secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy", "secretsmanager:List*",
-            "wafv2:Get*", "wafv2:List*", "acm:Describe*", "acm:List*", "acm:GetCertificate",
-            "application-autoscaling:Describe*", "ssm:DescribeParameters"]},
-        # S3 bucket configuration (what refresh compares), not objects.
-        {"Sid": "DescribeBuckets", "Effect": "Allow", "Resource": f"arn:{p}:s3:::{project}-*", "Action": [
-            "s3:GetBucket*", "s3:GetEncryptionConfiguration", "s3:GetLifecycleConfiguration",
-            "s3:GetAccelerateConfiguration", "s3:GetReplicationConfiguration"]},
-        {"Sid": "DescribeGlobal", "Effect": "Allow", "Resource": "*",
-         "Action": ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
-                    "iam:GetPolicy", "iam:GetPolicyVersion", "iam:GetOpenIDConnectProvider",
-                    "route53:GetHostedZone", "route53:ListHostedZones", "route53:ListResourceRecordSets"]},
-        {"Sid": "ReadLedgers", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:GetParameters",
-                                                             "ssm:GetParameterHistory", "ssm:GetParametersByPath"],
-         "Resource": f"arn:{p}:ssm:{r}:{a}:parameter{LEDGER_ROOT}/*"},
-    ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def key_policy(account: str, partition: str) -> dict[str, Any]:
-    # Account-administered: the roles' IAM policies above decide who uses the key.
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "AccountAdministers", "Effect": "Allow", "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"},
-        "Action": "kms:*", "Resource": "*"}]}
-
-
-def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+        if i + 1 == len(self.environments):
+            return []
+        nxt = self.environments[i + 1]
+        return [f"arn:{account.partition}:iam::{account.account}:role/{self.deploy_role_name(nxt)}"]
 
 
 # --- the component -------------------------------------------------------------------------------
@@ -305,43 +147,103 @@ class CiBootstrap(pulumi.ComponentResource):
     state_bucket: pulumi.Output[str]
     key_arn: pulumi.Output[str]
     backend_url: pulumi.Output[str]
-    secrets_provider: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
-    preview_role_arn: pulumi.Output[str]
+    secrets_providers: dict[str, pulumi.Output[str]]
+    preview_role_arns: dict[str, pulumi.Output[str]]
     deploy_role_arns: dict[str, pulumi.Output[str]]
+    boundary_arns: dict[str, pulumi.Output[str]]
+    promotion_source_role_arns: dict[str, pulumi.Output[str]]
+    lock_table: pulumi.Output[str]
+    ledger_table: pulumi.Output[str]
 
     def __init__(self, name: str, config: BootstrapConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch-bootstrap:ci:CiBootstrap", name, None, opts)
-        self._config = config
+        self._name, self._config = name, config
         invoke = pulumi.InvokeOutputOptions(parent=self)
         where = pulumi.Output.all(
             aws.get_caller_identity_output(opts=invoke).account_id,
             aws.get_region_output(opts=invoke).region,
             aws.get_partition_output(opts=invoke).partition,
         ).apply(lambda v: Account(*v))
+        self._where = where
         project = config.project
-        tags = {"project": project, "managed-by": "pulumi", "component": "ci-bootstrap", **config.tags}
+        # `stack` on the bootstrap's own keys: no environment is named so, so no deploy role matches.
+        tags = {"project": project, "managed-by": "pulumi", "component": "ci-bootstrap",
+                STACK_TAG: BOOTSTRAP_STACK, **config.tags}
+        self._tags = tags
         child = pulumi.ResourceOptions(parent=self)
-        # Losing either loses every stack's state or secrets: `pulumi destroy` must refuse them.
+        # Losing any of these loses every stack's state or secrets: `pulumi destroy` must refuse them.
         kept = pulumi.ResourceOptions(parent=self, protect=True)
 
+        key = self._key("state-key", f"{project}: Pulumi state bucket, deploy lock and release ledger",
+                        f"alias/{project}-pulumi", kept)
+        bucket = self._state_bucket(key, kept, child)
+        tables = {spec.name: self._table(spec, key, kept) for spec in (lock_table(project), ledger_table(project))}
+        self._waf_log_delivery(child)
+        self._event_log_delivery(child)
+
+        if config.oidc_provider_arn:
+            provider_arn: pulumi.Output[str] = pulumi.Output.from_input(config.oidc_provider_arn)
+        else:
+            provider = aws.iam.OpenIdConnectProvider(
+                f"{name}-github",
+                url=GITHUB_OIDC_URL,
+                client_id_lists=[STS_AUDIENCE],
+                # No thumbprint: IAM verifies GitHub's certificate against its own trusted CAs.
+                tags={**tags, "Name": "github-actions"},
+                opts=kept,
+            )
+            provider_arn = provider.arn
+
+        self.secrets_providers, self.preview_role_arns, self.deploy_role_arns = {}, {}, {}
+        self.boundary_arns, self.promotion_source_role_arns = {}, {}
+        deploy_roles: dict[str, aws.iam.Role] = {}
+        self._names: dict[str, pulumi.Output[Names]] = {}
+        for env in config.environments:
+            secrets_key = self._key(f"{env}-secrets-key", f"{project}: secrets of stack {env} (awskms://)",
+                                    f"alias/{project}-pulumi-{env}", kept, environment=env)
+            names = pulumi.Output.all(where, bucket.bucket, key.arn, secrets_key.arn).apply(_names(project, env))
+            self._names[env] = names
+            deploy_roles[env] = self._environment(env, names, provider_arn, list(tables.values()))
+            region = where.apply(lambda w: w.region)
+            self.secrets_providers[env] = pulumi.Output.concat(
+                "awskms://alias/", f"{project}-pulumi-{env}", "?region=", region)
+        for env in config.environments:
+            self._promotion_source(env, deploy_roles)
+
+        self.state_bucket = bucket.bucket
+        self.key_arn = key.arn
+        self.backend_url = pulumi.Output.concat("s3://", bucket.bucket, "?region=", where.apply(lambda w: w.region))
+        self.oidc_provider_arn = provider_arn
+        self.lock_table = tables[lock_table(project).name].name
+        self.ledger_table = tables[ledger_table(project).name].name
+        self.register_outputs({"state_bucket": self.state_bucket, "backend_url": self.backend_url})
+
+    # --- shared resources ------------------------------------------------------------------------
+
+    def _key(self, suffix: str, description: str, alias: str, opts: pulumi.ResourceOptions,
+             **extra_tags: str) -> aws.kms.Key:
         key = aws.kms.Key(
-            f"{name}-state-key",
-            description=f"{project}: Pulumi state bucket and stack secrets (awskms:// secrets provider)",
+            f"{self._name}-{suffix}",
+            description=description,
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=where.apply(lambda w: json.dumps(key_policy(w.account, w.partition))),
-            tags={**tags, "Name": f"{project}-pulumi"},
-            opts=kept,
+            policy=self._where.apply(lambda w: json.dumps(key_policy(w.account, w.partition))),
+            tags={**self._tags, **extra_tags, "Name": alias.removeprefix("alias/")},
+            opts=opts,
         )
-        alias = aws.kms.Alias(f"{name}-state-key-alias", name=f"alias/{project}-pulumi",
-                              target_key_id=key.key_id, opts=child)
+        aws.kms.Alias(f"{self._name}-{suffix}-alias", name=alias, target_key_id=key.key_id,
+                      opts=pulumi.ResourceOptions(parent=self))
+        return key
 
+    def _state_bucket(self, key: aws.kms.Key, kept: pulumi.ResourceOptions,
+                      child: pulumi.ResourceOptions) -> aws.s3.Bucket:
+        name, project = self._name, self._config.project
         bucket = aws.s3.Bucket(
             f"{name}-state",
-            bucket=where.apply(lambda w: f"{project}-pulumi-state-{w.account}-{w.region}"),
+            bucket=self._where.apply(lambda w: f"{project}-pulumi-state-{w.account}-{w.region}"),
             force_destroy=False,
-            tags={**tags, "Name": f"{project}-pulumi-state"},
+            tags={**self._tags, "Name": f"{project}-pulumi-state"},
             opts=kept,
         )
         aws.s3.BucketVersioning(
@@ -351,8 +253,9 @@ class CiBootstrap(pulumi.ComponentResource):
             f"{name}-state-sse", bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms",
                                                                 "kms_master_key_id": key.arn},
-                    # One data key per bucket instead of one KMS call per object: cheaper, same protection.
-                    "bucket_key_enabled": True}],
+                    # Off: with a bucket key the encryption context is the bucket, and every role
+                    # able to read one environment's state could decrypt all of them.
+                    "bucket_key_enabled": False}],
             opts=child)
         public_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-state-private", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
@@ -370,85 +273,133 @@ class CiBootstrap(pulumi.ComponentResource):
             f"{name}-state-tls-only", bucket=bucket.id,
             policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_block]))
+        return bucket
 
-        if config.oidc_provider_arn:
-            provider_arn: pulumi.Output[str] = pulumi.Output.from_input(config.oidc_provider_arn)
-        else:
-            provider = aws.iam.OpenIdConnectProvider(
-                f"{name}-github",
-                url=GITHUB_OIDC_URL,
-                client_id_lists=[STS_AUDIENCE],
-                # No thumbprint: IAM verifies GitHub's certificate against its own trusted CAs.
-                tags={**tags, "Name": "github-actions"},
-                opts=kept,
-            )
-            provider_arn = provider.arn
-
-        role_inputs = pulumi.Output.all(where, provider_arn, bucket.bucket, key.arn)
-        preview = aws.iam.Role(
-            f"{name}-preview",
-            name=f"{project}-ci-preview",
-            description="CI read-only: pull-request previews and the nightly drift check",
-            assume_role_policy=provider_arn.apply(
-                lambda arn: json.dumps(github_trust(arn, preview_subjects(config.repository, config.default_branch)))),
-            tags={**tags, "Name": f"{project}-ci-preview"},
-            opts=child,
+    def _table(self, spec: TableSpec, key: aws.kms.Key, kept: pulumi.ResourceOptions) -> aws.dynamodb.Table:
+        return aws.dynamodb.Table(
+            f"{self._name}-{spec.name}",
+            name=spec.name,
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=spec.partition_key,
+            range_key=spec.sort_key,
+            attributes=[aws.dynamodb.TableAttributeArgs(**a) for a in spec.attributes()],
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=key.arn),
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            deletion_protection_enabled=True,
+            tags={**self._tags, "Name": spec.name},
+            opts=kept,
         )
-        aws.iam.RolePolicy(
-            f"{name}-preview-read", role=preview.id, name="read-only",
-            policy=role_inputs.apply(lambda v: json.dumps(preview_policy(project, v[2], v[3], v[0]))),
-            opts=child)
 
-        self.deploy_role_arns = {}
-        for env in config.environments:
-            role = self._deploy_role(name, env, provider_arn, tags, child)
-            aws.iam.RolePolicy(
-                f"{name}-deploy-{env}-infrastructure", role=role.id, name="infrastructure",
-                policy=where.apply(_infrastructure_json(config, env)), opts=child)
-            aws.iam.RolePolicy(
-                f"{name}-deploy-{env}-delivery", role=role.id, name="delivery",
-                policy=role_inputs.apply(_delivery_json(config, env)), opts=child)
-            self.deploy_role_arns[env] = role.arn
+    def _waf_log_delivery(self, child: pulumi.ResourceOptions) -> None:
+        def document(w: Account) -> str:
+            groups = f"arn:{w.partition}:logs:{w.region}:{w.account}:log-group:aws-waf-logs-*:log-stream:*"
+            return json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Sid": "WafDeliversToWafLogGroups", "Effect": "Allow",
+                "Principal": {"Service": "delivery.logs.amazonaws.com"},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": groups,
+                "Condition": {"StringEquals": {"aws:SourceAccount": w.account},
+                              "ArnLike": {"aws:SourceArn": f"arn:{w.partition}:logs:{w.region}:{w.account}:*"}}}]})
 
-        self.state_bucket = bucket.bucket
-        self.key_arn = key.arn
-        self.backend_url = pulumi.Output.concat("s3://", bucket.bucket, "?region=", where.apply(lambda w: w.region))
-        self.secrets_provider = pulumi.Output.concat(
-            "awskms://", alias.name, "?region=", where.apply(lambda w: w.region))
-        self.oidc_provider_arn = provider_arn
-        self.preview_role_arn = preview.arn
-        self.register_outputs({"state_bucket": self.state_bucket, "backend_url": self.backend_url})
+        aws.cloudwatch.LogResourcePolicy(f"{self._name}-waf-log-delivery", policy_name="AWSWAF-LOGS",
+                                         policy_document=self._where.apply(document), opts=child)
 
-    def _deploy_role(self, name: str, env: str, provider_arn: pulumi.Output[str], tags: dict[str, str],
-                     child: pulumi.ResourceOptions) -> aws.iam.Role:
-        repository, project = self._config.repository, self._config.project
+    def _event_log_delivery(self, child: pulumi.ResourceOptions) -> None:
+        """EventBridge rules of this account's stacks may write to their `/aws/events/<project>-*` groups."""
+        project = self._config.project
 
-        def trust(arn: str) -> str:
-            return json.dumps(github_trust(arn, [deploy_subject(repository, env)]))
+        def document(w: Account) -> str:
+            groups = f"arn:{w.partition}:logs:{w.region}:{w.account}:log-group:/aws/events/{project}-*:log-stream:*"
+            return json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Sid": "EventBridgeDeliversToStackEventGroups", "Effect": "Allow",
+                "Principal": {"Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": groups,
+                "Condition": {"StringEquals": {"aws:SourceAccount": w.account},
+                              "ArnLike": {"aws:SourceArn": f"arn:{w.partition}:events:{w.region}:{w.account}:rule/{project}-*"}}}]})
 
-        return aws.iam.Role(
-            f"{name}-deploy-{env}",
-            name=f"{project}-ci-deploy-{env}",
+        aws.cloudwatch.LogResourcePolicy(f"{self._name}-event-log-delivery", policy_name=f"{project}-event-logs",
+                                         policy_document=self._where.apply(document), opts=child)
+
+    # --- per environment -------------------------------------------------------------------------
+
+    def _environment(self, env: str, names: pulumi.Output[Names], provider_arn: pulumi.Output[str],
+                     tables: list[aws.dynamodb.Table]) -> aws.iam.Role:
+        cfg, base, project = self._config, f"{self._name}-{env}", self._config.project
+        child = pulumi.ResourceOptions(parent=self)
+        env_tags = {**self._tags, "environment": env}
+        aws.iam.Policy(
+            f"{base}-boundary", name=boundary_name(project, env),
+            description=f"Permissions boundary of every role stack {env} creates",
+            policy=names.apply(lambda n: json.dumps(boundary_policy(n))),
+            tags={**env_tags, "Name": boundary_name(project, env)}, opts=child)
+
+        role = aws.iam.Role(
+            f"{base}-deploy",
+            name=cfg.deploy_role_name(env),
             description=f"CI deploys of stack {env}: jobs in the GitHub environment {env} only",
-            assume_role_policy=provider_arn.apply(trust),
+            assume_role_policy=provider_arn.apply(
+                lambda arn: json.dumps(github_trust(arn, [deploy_subject(cfg.repository, env)]))),
             # A prod rollout with its bake window can outlast the default hour.
             max_session_duration=7200,
-            tags={**tags, "Name": f"{project}-ci-deploy-{env}", "environment": env},
+            tags={**env_tags, "Name": cfg.deploy_role_name(env)},
             opts=child,
         )
+        documents = names.apply(lambda n: deploy_policies(n, cfg.hosted_zone_ids, cfg.domains.get(env, ())))
+        for part in ("network", "platform", "data", "identity", "delivery"):
+            policy = aws.iam.Policy(
+                f"{base}-deploy-{part}", name=f"{cfg.deploy_role_name(env)}-{part}",
+                description=f"CI deploys of stack {env}: {part}",
+                policy=documents.apply(_part(part)), tags={**env_tags, "Name": f"{cfg.deploy_role_name(env)}-{part}"},
+                opts=child)
+            aws.iam.RolePolicyAttachment(f"{base}-deploy-{part}", role=role.name, policy_arn=policy.arn,
+                                         opts=pulumi.ResourceOptions(parent=self, depends_on=tables))
+        self.deploy_role_arns[env] = role.arn
+        self.boundary_arns[env] = names.apply(lambda n: n.boundary_arn)
+
+        preview = aws.iam.Role(
+            f"{base}-preview",
+            name=f"{project}-ci-preview-{env}",
+            description=f"CI read-only for stack {env}: pull-request previews and the nightly drift check",
+            assume_role_policy=provider_arn.apply(
+                lambda arn: json.dumps(github_trust(arn, preview_subjects(cfg.repository, cfg.default_branch)))),
+            tags={**env_tags, "Name": f"{project}-ci-preview-{env}"},
+            opts=child,
+        )
+        aws.iam.RolePolicy(f"{base}-preview-read", role=preview.id, name="read-only",
+                           policy=names.apply(lambda n: json.dumps(preview_policy(n))), opts=child)
+        self.preview_role_arns[env] = preview.arn
+        return role
+
+    def _promotion_source(self, env: str, deploy_roles: dict[str, aws.iam.Role]) -> None:
+        cfg, base = self._config, f"{self._name}-{env}"
+        if not cfg.has_promotion_readers(env):
+            return
+        readers = self._where.apply(lambda w: cfg.readers_of(env, w))
+        name = promotion_source_name(cfg.project, env)
+        role = aws.iam.Role(
+            f"{base}-promotion-source",
+            name=name,
+            description=f"Read-only: the release ledger and images of stack {env}, for promotion",
+            assume_role_policy=readers.apply(lambda arns: json.dumps(promotion_trust(arns))),
+            tags={**self._tags, "environment": env, "Name": name},
+            # A trust policy naming a role that does not exist yet is rejected by IAM.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(deploy_roles.values())),
+        )
+        aws.iam.RolePolicy(f"{base}-promotion-source-read", role=role.id, name="read-only",
+                           policy=self._names[env].apply(lambda n: json.dumps(promotion_source_policy(n))),
+                           opts=pulumi.ResourceOptions(parent=self))
+        self.promotion_source_role_arns[env] = role.arn
 
 
-def _infrastructure_json(config: BootstrapConfig, env: str) -> Callable[[Account], str]:
-    def render(where: Account) -> str:
-        return json.dumps(deploy_infrastructure_policy(config.project, env, where, config.hosted_zone_ids))
-    return render
+def _names(project: str, env: str) -> Callable[[list[Any]], Names]:
+    def make(v: list[Any]) -> Names:
+        return Names(project=project, env=env, where=v[0], bucket=v[1], state_key_arn=v[2], secrets_key_arn=v[3],
+                     lock_table=lock_table(project).name, ledger_table=ledger_table(project).name)
+    return make
 
 
-def _delivery_json(config: BootstrapConfig, env: str) -> Callable[[list[Any]], str]:
-    def render(values: list[Any]) -> str:
-        where, _, bucket, key_arn = values
-        return json.dumps(deploy_delivery_policy(config.project, env, config.promotes_from(env), bucket, key_arn,
-                                                 where))
+def _part(part: str) -> Callable[[dict[str, Any]], str]:
+    def render(documents: dict[str, Any]) -> str:
+        return json.dumps(documents[part])
     return render
 
 
@@ -456,9 +407,13 @@ def build(config: BootstrapConfig) -> CiBootstrap:
     ci = CiBootstrap("ci", config)
     # What ci/README.md tells you to copy into the repository's variables.
     pulumi.export("PULUMI_BACKEND_URL", ci.backend_url)
-    pulumi.export("secrets_provider", ci.secrets_provider)
+    pulumi.export("secrets_providers", ci.secrets_providers)
     pulumi.export("state_bucket", ci.state_bucket)
-    pulumi.export("AWS_PREVIEW_ROLE_ARN", ci.preview_role_arn)
+    pulumi.export("AWS_PREVIEW_ROLE_ARN", ci.preview_role_arns)
     pulumi.export("AWS_DEPLOY_ROLE_ARN", ci.deploy_role_arns)
+    pulumi.export("permissions_boundary_arns", ci.boundary_arns)
+    pulumi.export("promotion_source_role_arns", ci.promotion_source_role_arns)
+    pulumi.export("lock_table", ci.lock_table)
+    pulumi.export("ledger_table", ci.ledger_table)
     pulumi.export("oidc_provider_arn", ci.oidc_provider_arn)
     return ci

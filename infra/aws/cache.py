@@ -1,8 +1,10 @@
 """The cache layer: one ElastiCache (Valkey or Redis OSS) replication group in the isolated subnets.
 
-Encrypted at rest with the stack key and in transit (TLS), with an AUTH token that lives only in
-Pulumi's encrypted state and in a Secrets Manager secret (`auth_secret_arn`) services read at task
-start. Services open their own ingress on `security_group_id`; this layer opens nothing.
+Encrypted at rest with the stack key and in transit (TLS). No shared AUTH token: clients log in as
+the ElastiCache user `user_name` with IAM authentication (a SigV4-signed token valid 15 minutes,
+contract C2), so there is no secret to store or rotate. The engine's `default` user, which every
+user group must contain, is switched off. Services open their own ingress on
+`security_group_id`; this layer opens nothing.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from infra.config import CacheConfig
 from infra.tags import with_name
 
 PORT = 6379
 REPLICATION_GROUP_ID_MAX = 40
-# ElastiCache accepts 16-128 printable ASCII characters minus space, '"', '/' and '@'. Letters and
-# digits only keep the token safe in URLs and shells too; 64 of them are ~380 bits.
-AUTH_TOKEN_LENGTH = 64
+# The application's commands: everything but the dangerous category (FLUSHALL, KEYS, CONFIG,
+# DEBUG, ... ), on every key of the cache.
+APP_ACCESS = "on ~* +@all -@dangerous"
+# Every user group must hold a user named `default`; this one can do nothing and cannot log in.
+DISABLED_DEFAULT_ACCESS = "off -@all"
 # UTC, at least an hour long, and apart from each other as ElastiCache requires. Off the database's
 # windows too, so the data layer never has two components in maintenance at once.
 SNAPSHOT_WINDOW = "01:00-02:00"
@@ -45,7 +48,11 @@ class Cache(pulumi.ComponentResource):
     security_group_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     port: pulumi.Output[int]
-    auth_secret_arn: pulumi.Output[str]
+    # The application's ElastiCache user (IAM authentication: its id is its name) and the ARNs
+    # its task role may `elasticache:Connect` to.
+    user_name: str
+    user_arn: pulumi.Output[str]
+    replication_group_arn: pulumi.Output[str]
     replication_group_id: pulumi.Output[str]
     member_cluster_ids: pulumi.Output[list[str]]
     # Known before deploy, unlike the member ids: the monitoring layer creates one alarm set per node.
@@ -80,29 +87,7 @@ class Cache(pulumi.ComponentResource):
             opts=child,
         )
 
-        token = random.RandomPassword(
-            f"{name}-auth-token",
-            length=AUTH_TOKEN_LENGTH,
-            special=False,
-            opts=child,
-        )
-        # A name prefix, not a fixed name: a deleted secret keeps its name for the whole recovery
-        # window, so destroying and recreating a stack would otherwise fail for up to 30 days.
-        secret = aws.secretsmanager.Secret(
-            f"{name}-auth-secret",
-            name_prefix=f"{prefix}/cache/auth-token-",
-            description=f"{prefix}: AUTH token of the {group_id} replication group",
-            kms_key_id=args.kms_key_arn,
-            recovery_window_in_days=30 if args.protect else 7,
-            tags=with_name(args.tags, f"{group_id}-auth-token"),
-            opts=child,
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-auth-secret-value",
-            secret_id=secret.id,
-            secret_string=token.result,
-            opts=child,
-        )
+        users = self._users(name, group_id, cfg.engine, args.tags)
 
         # Slow-log lines carry command arguments (keys, sometimes values): encrypted with the stack key.
         log_groups = {
@@ -135,7 +120,7 @@ class Cache(pulumi.ComponentResource):
             at_rest_encryption_enabled=True,
             kms_key_id=args.kms_key_arn,
             transit_encryption_enabled=True,
-            auth_token=token.result,
+            user_group_ids=[users.user_group_id],
             # Failover needs a replica to promote; multi-AZ places that replica in another AZ.
             automatic_failover_enabled=failover,
             multi_az_enabled=failover,
@@ -162,7 +147,9 @@ class Cache(pulumi.ComponentResource):
         self.security_group_id = sg.id
         self.endpoint = group.primary_endpoint_address
         self.port = group.port.apply(lambda p: int(p if p is not None else PORT))
-        self.auth_secret_arn = secret.arn
+        self.user_name = self._app_user_name
+        self.user_arn = self._app_user.arn
+        self.replication_group_arn = group.arn
         self.replication_group_id = group.replication_group_id
         self.member_cluster_ids = group.member_clusters.apply(lambda ids: sorted(ids or []))
         self.cluster_count = count
@@ -170,7 +157,40 @@ class Cache(pulumi.ComponentResource):
             "security_group_id": self.security_group_id,
             "endpoint": self.endpoint,
             "port": self.port,
-            "auth_secret_arn": self.auth_secret_arn,
+            "user_arn": self.user_arn,
             "replication_group_id": self.replication_group_id,
             "member_cluster_ids": self.member_cluster_ids,
         })
+
+    def _users(self, name: str, group_id: str, engine: str, tags: dict[str, str]) -> aws.elasticache.UserGroup:
+        child = pulumi.ResourceOptions(parent=self)
+        # IAM authentication requires the user id and the user name to be the same.
+        self._app_user_name = f"{group_id}-app"
+        self._app_user = aws.elasticache.User(
+            f"{name}-app-user",
+            user_id=self._app_user_name,
+            user_name=self._app_user_name,
+            engine=engine,
+            access_string=APP_ACCESS,
+            authentication_mode=aws.elasticache.UserAuthenticationModeArgs(type="iam"),
+            tags=with_name(tags, self._app_user_name),
+            opts=child,
+        )
+        default = aws.elasticache.User(
+            f"{name}-default-user",
+            user_id=f"{group_id}-default",
+            user_name="default",
+            engine=engine,
+            access_string=DISABLED_DEFAULT_ACCESS,
+            authentication_mode=aws.elasticache.UserAuthenticationModeArgs(type="no-password-required"),
+            tags=with_name(tags, f"{group_id}-default"),
+            opts=child,
+        )
+        return aws.elasticache.UserGroup(
+            f"{name}-users",
+            user_group_id=f"{group_id}-users",
+            engine=engine,
+            user_ids=[default.user_id, self._app_user.user_id],
+            tags=with_name(tags, f"{group_id}-users"),
+            opts=child,
+        )

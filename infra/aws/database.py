@@ -1,12 +1,15 @@
 """The database layer: one RDS PostgreSQL instance in the isolated subnets.
 
 No password ever passes through the program: RDS generates the master password and keeps it in a
-Secrets Manager secret encrypted with the stack key (`master_secret_arn`), which services read at
-task start. Services open their own ingress on `security_group_id`; this layer opens nothing.
+Secrets Manager secret encrypted with the stack key (`master_secret_arn`), which only migrations
+read. Applications log in as their own role (`app_username`) with IAM database authentication:
+short-lived tokens, nothing to rotate (contract C2). Services open their own ingress on
+`security_group_id`; this layer opens nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +32,8 @@ LOG_EXPORTS = ("postgresql", "upgrade")
 # Statements slower than this are logged with their text: enough to find slow queries without
 # logging every statement (which would also log literal values from every query).
 SLOW_STATEMENT_MS = 1000
+# What RDS's monitoring agent needs: AWS's own policy for it (RDSOSMetrics log group only).
+ENHANCED_MONITORING_POLICY = "arn:{partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 
 
 @dataclass
@@ -40,9 +45,11 @@ class DatabaseArgs:
     kms_key_arn: pulumi.Input[str]
     protect: bool
     tags: dict[str, str]
-    # Retention of the log groups RDS exports to. Not in the contract's argument list: the default is
-    # the schema's, so a caller that does not pass it still gets bounded retention.
-    log_retention_days: int = MonitoringConfig.model_fields["log_retention_days"].default
+    # Retention of the log groups RDS exports to (audit logs: monitoring.audit_log_retention_days).
+    # Not in the contract's argument list: the default is the schema's, so a caller that does not
+    # pass it still gets bounded retention.
+    log_retention_days: int = MonitoringConfig.model_fields["audit_log_retention_days"].default
+    permissions_boundary_arn: pulumi.Input[str] | None = None
 
 
 class Database(pulumi.ComponentResource):
@@ -51,6 +58,9 @@ class Database(pulumi.ComponentResource):
     port: pulumi.Output[int]
     db_name: str
     username: str
+    app_username: str
+    # DbiResourceId: what an IAM policy names in `rds-db:connect` (dbuser:<resource id>/<user>).
+    resource_id: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
     instance_identifier: pulumi.Output[str]
     # Plain values the monitoring layer sizes its thresholds from.
@@ -112,6 +122,7 @@ class Database(pulumi.ComponentResource):
             for kind in LOG_EXPORTS
         ]
 
+        monitoring = self._monitoring_role(name, prefix, args) if cfg.monitoring_interval else None
         final_snapshot = cfg.deletion_protection
         insights = cfg.performance_insights
         instance = aws.rds.Instance(
@@ -145,9 +156,10 @@ class Database(pulumi.ComponentResource):
             delete_automated_backups=not final_snapshot,
             enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             auto_minor_version_upgrade=True,
-            # Enhanced monitoring (OS metrics) is left off: it needs its own IAM role and bills per
-            # instance; the CloudWatch metrics the alarms use are free and always on.
-            monitoring_interval=0,
+            # Enhanced monitoring: OS metrics (per-process CPU and memory, disk queue) every
+            # monitoring_interval seconds, which the free CloudWatch metrics do not show.
+            monitoring_interval=cfg.monitoring_interval,
+            monitoring_role_arn=monitoring[0].arn if monitoring else None,
             deletion_protection=cfg.deletion_protection,
             skip_final_snapshot=not final_snapshot,
             final_snapshot_identifier=f"{identifier}-final" if final_snapshot else None,
@@ -158,7 +170,8 @@ class Database(pulumi.ComponentResource):
             performance_insights_kms_key_id=args.kms_key_arn if insights else None,
             performance_insights_retention_period=PERFORMANCE_INSIGHTS_DAYS if insights else None,
             tags=with_name(args.tags, identifier),
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=log_groups),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect,
+                                        depends_on=[*log_groups, *(monitoring or [])]),
         )
 
         self.security_group_id = sg.id
@@ -166,6 +179,8 @@ class Database(pulumi.ComponentResource):
         self.port = instance.port.apply(lambda p: int(p if p is not None else PORT))
         self.db_name = cfg.db_name
         self.username = cfg.username
+        self.app_username = cfg.app_username
+        self.resource_id = instance.resource_id
         self.master_secret_arn = instance.master_user_secrets.apply(_master_secret_arn)
         self.instance_identifier = instance.identifier
         self.allocated_storage = cfg.allocated_storage
@@ -176,7 +191,41 @@ class Database(pulumi.ComponentResource):
             "port": self.port,
             "master_secret_arn": self.master_secret_arn,
             "instance_identifier": self.instance_identifier,
+            "resource_id": self.resource_id,
         })
+
+    def _monitoring_role(self, name: str, prefix: str, args: DatabaseArgs
+                         ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+        role = aws.iam.Role(
+            f"{name}-monitoring-role",
+            name=f"{prefix}-db-monitoring",
+            description="RDS enhanced monitoring agent: OS metrics to CloudWatch Logs (RDSOSMetrics)",
+            assume_role_policy=account.apply(lambda a: json.dumps(monitoring_trust(a))),
+            permissions_boundary=args.permissions_boundary_arn,
+            tags=with_name(args.tags, f"{prefix}-db-monitoring"),
+            opts=child,
+        )
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring-policy",
+            role=role.name,
+            policy_arn=partition.apply(lambda p: ENHANCED_MONITORING_POLICY.format(partition=p)),
+            opts=child,
+        )
+        return role, attachment
+
+
+def monitoring_trust(account: str) -> dict:
+    # Only RDS acting for this account (confused deputy).
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+    }]}
 
 
 def _parameters() -> dict[str, str]:

@@ -152,7 +152,8 @@ class TrafficShift:
 
 def traffic_shift(parent: pulumi.Resource, base: str, full: str, svc: ServiceConfig, *,
                   primary: aws.lb.TargetGroup, alternate: aws.lb.TargetGroup, listener_arn: pulumi.Input[str],
-                  priority: int, test_priority: int, token: pulumi.Input[str], tags: dict[str, str]) -> TrafficShift:
+                  priority: int, test_priority: int, token: pulumi.Input[str], tags: dict[str, str],
+                  permissions_boundary_arn: pulumi.Input[str] | None = None) -> TrafficShift:
     child = pulumi.ResourceOptions(parent=parent, ignore_changes=ECS_MANAGED_RULE_FIELDS)
     host = svc.routes[0].host  # the config guarantees one host (or none) for these strategies
     paths = [route.path for route in svc.routes]
@@ -182,6 +183,7 @@ def traffic_shift(parent: pulumi.Resource, base: str, full: str, svc: ServiceCon
         name=f"{full}-traffic",
         description=f"ECS shifts {svc.name} traffic between its two target groups",
         assume_role_policy=json.dumps(ecs_trust_policy()),
+        permissions_boundary=permissions_boundary_arn,
         tags=with_name(tags, f"{full}-traffic"),
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -219,6 +221,8 @@ class SmokeHookArgs:
     timeout_seconds: int  # per request
     paths_per_service: int
     tags: dict[str, str]
+    kms_key_arn: pulumi.Input[str] | None = None
+    permissions_boundary_arn: pulumi.Input[str] | None = None
 
 
 class SmokeHook(pulumi.ComponentResource):
@@ -234,13 +238,13 @@ class SmokeHook(pulumi.ComponentResource):
         tags = args.tags
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs", name=f"/aws/lambda/{function_name}", retention_in_days=args.log_retention_days,
-            tags=with_name(tags, f"/aws/lambda/{function_name}"), opts=child)
+            kms_key_id=args.kms_key_arn, tags=with_name(tags, f"/aws/lambda/{function_name}"), opts=child)
         role = aws.iam.Role(
             f"{name}-role", name=f"{function_name}",
             description="The smoke hook: writes its own log group and nothing else",
             assume_role_policy=json.dumps({"Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
-            tags=with_name(tags, function_name), opts=child)
+            permissions_boundary=args.permissions_boundary_arn, tags=with_name(tags, function_name), opts=child)
         # No VPC: the hook reaches the internet-facing gateway like any client, and has no AWS API
         # to call, so its role holds nothing but its own log stream.
         logs = aws.iam.RolePolicy(
@@ -275,6 +279,7 @@ class SmokeHook(pulumi.ComponentResource):
             f"{name}-invoke-role", name=f"{function_name}-invoke",
             description="ECS invokes the smoke hook during deployments",
             assume_role_policy=json.dumps(ecs_trust_policy()),
+            permissions_boundary=args.permissions_boundary_arn,
             tags=with_name(tags, f"{function_name}-invoke"), opts=child)
         invoke_policy = aws.iam.RolePolicy(
             f"{name}-invoke-policy", role=invoke.id, name="invoke-smoke-hook",

@@ -1,4 +1,4 @@
-"""One customer-managed KMS key per stack for data at rest (database, cache, secrets, alert topic).
+"""One customer-managed KMS key per stack for data at rest (database, cache, secrets, alert topic, logs).
 
 One key rather than one per layer: each key costs $1/month and the layers share one blast radius
 (the stack) anyway. The key policy lets the services that encrypt on our behalf use it.
@@ -29,7 +29,7 @@ class Encryption(pulumi.ComponentResource):
     def __init__(self, name: str, args: EncryptionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:encryption:Encryption", name, None, opts)
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=self)).account_id
-        policy = account.apply(lambda acct: json.dumps(_key_policy(acct, args.region)))
+        policy = account.apply(lambda acct: json.dumps(_key_policy(acct, args.region, args.name_prefix)))
         self.key = aws.kms.Key(
             f"{name}-key",
             description=f"{args.name_prefix}: data at rest",
@@ -50,8 +50,16 @@ class Encryption(pulumi.ComponentResource):
         self.register_outputs({"key_arn": self.key_arn})
 
 
-def _key_policy(account: str, region: str) -> dict:
+def log_group_names(prefix: str) -> list[str]:
+    """Every log group name the stack's layers create, as IAM patterns: the stack key is for these."""
+    return [f"/{prefix}/*", f"/ecs/{prefix}/*", f"/aws/rds/instance/{prefix}-*", f"aws-waf-logs-{prefix}",
+            f"/aws/lambda/{prefix}-*",
+            f"/aws/events/{prefix}/*"]
+
+
+def _key_policy(account: str, region: str, prefix: str) -> dict:
     root = f"arn:aws:iam::{account}:root"
+    groups = [f"arn:aws:logs:{region}:{account}:log-group:{name}" for name in log_group_names(prefix)]
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -62,13 +70,13 @@ def _key_policy(account: str, region: str) -> dict:
                 "Action": "kms:*",
                 "Resource": "*",
             },
-            {
+            {  # Only for this stack's log groups: no other group in the account can use the key.
                 "Sid": "CloudWatchLogsEncrypts",
                 "Effect": "Allow",
                 "Principal": {"Service": f"logs.{region}.amazonaws.com"},
                 "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
                 "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:*"}},
+                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": groups}},
             },
             {  # Alarms publish to the encrypted alert topic.
                 "Sid": "CloudWatchAlarmsPublish",

@@ -20,14 +20,20 @@ from infra.tags import with_name
 ANYWHERE = "0.0.0.0/0"
 # TLS 1.3 with 1.2 as the floor: AWS's recommended policy, no CBC or SHA-1 suites.
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-ACCESS_LOG_DAYS = 90
 # Lower priorities are evaluated first: the cheap rate limit and reputation list before the
-# rule sets that inspect request contents.
+# rule sets that inspect request contents. Known bad inputs covers Log4Shell-style payloads.
 MANAGED_RULE_GROUPS = (
     ("AWSManagedRulesAmazonIpReputationList", 10),
     ("AWSManagedRulesCommonRuleSet", 20),
     ("AWSManagedRulesKnownBadInputsRuleSet", 30),
+    ("AWSManagedRulesSQLiRuleSet", 40),
 )
+# Credentials never reach the WAF logs: WAF writes these headers' values as REDACTED. WAF wants
+# header names in lower case.
+REDACTED_HEADERS = ("authorization", "cookie")
+# A deleted or overwritten access log stays recoverable this long. Expiry itself also leaves a
+# noncurrent version behind: a short window keeps storage close to the retention period.
+NONCURRENT_LOG_DAYS = 30
 RATE_LIMIT_PRIORITY = 0
 ALB_NAME_MAX = 32
 BUCKET_NAME_MAX = 63
@@ -39,6 +45,9 @@ class GatewayArgs:
     name_prefix: str
     vpc_id: pulumi.Input[str]
     public_subnet_ids: Sequence[pulumi.Input[str]]
+    # The WAF log group's key; WAF and access logs are audit logs, kept this many days.
+    kms_key_arn: pulumi.Input[str]
+    audit_log_retention_days: int
     tags: dict[str, str]
 
 
@@ -267,6 +276,14 @@ class Gateway(pulumi.ComponentResource):
             )],
             opts=child,
         )
+        # Versioned: a log overwritten or deleted early stays recoverable for NONCURRENT_LOG_DAYS.
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-access-logs-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=child,
+        )
+        days = self._args.audit_log_retention_days
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-access-logs-expiry",
             bucket=bucket.id,
@@ -274,12 +291,16 @@ class Gateway(pulumi.ComponentResource):
                 id="expire-access-logs",
                 status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=ACCESS_LOG_DAYS),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=NONCURRENT_LOG_DAYS,
+                ),
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=1,
                 ),
             )],
-            opts=child,
+            # S3 wants versioning settled before a lifecycle rule on noncurrent versions.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         elb_account = aws.elb.get_service_account_output(opts=invoke).arn
         document = pulumi.Output.all(bucket.arn, account, elb_account).apply(
@@ -339,7 +360,34 @@ class Gateway(pulumi.ComponentResource):
             web_acl_arn=acl.arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self._waf_logs(acl)
         return acl.arn
+
+    def _waf_logs(self, acl: aws.wafv2.WebAcl) -> None:
+        prefix, name = self._args.name_prefix, self._base
+        # WAF delivers only to groups named aws-waf-logs-*; the account's AWSWAF-LOGS resource
+        # policy (ci/bootstrap) lets it write there.
+        group_name = f"aws-waf-logs-{prefix}"
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs",
+            name=group_name,
+            retention_in_days=self._args.audit_log_retention_days,
+            kms_key_id=self._args.kms_key_arn,
+            tags=self._tags(group_name),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-waf-logging",
+            resource_arn=acl.arn,
+            log_destination_configs=[group.arn],
+            redacted_fields=[
+                aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                    single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header),
+                )
+                for header in REDACTED_HEADERS
+            ],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
 
 def _not_found() -> aws.lb.ListenerDefaultActionArgs:

@@ -76,7 +76,6 @@ SILENCE_IS_UNKNOWN = "missing"
 # The alarms ECS rolls a deployment back on, by rule name; the last one depends on Container Insights.
 TRAFFIC_RULES = ("5xx-rate", "p99-latency", "unhealthy-hosts")
 DEPLOYMENT_EVENTS = "ECS Deployment State Change"  # the EventBridge detail-type ECS sends them with
-DEPLOYMENT_EVENT_DAYS = 90
 
 
 def deployment_alarm_names(prefix: str, service: str, container_insights: bool) -> list[str]:
@@ -491,15 +490,18 @@ class Monitoring(pulumi.ComponentResource):
         """Every ECS deployment of this cluster (started, completed, failed, rolled back) as log events.
 
         ECS sends them to EventBridge only; a rule copies this cluster's into a log group the
-        dashboard queries. EventBridge writes to CloudWatch Logs under the group's resource policy
-        (a target role is not used for Logs), which admits this one rule and nothing else.
+        dashboard queries. EventBridge writes to CloudWatch Logs under a Logs resource policy (a
+        target role is not used for Logs); that policy is the account's, created once by ci/bootstrap
+        for `/aws/events/<project>-*` groups, so no deploy role needs `logs:PutResourcePolicy` and
+        stacks don't spend the region's quota of ten such policies.
         """
         a, name, prefix = self._args, self._name, self._args.name_prefix
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition_output(opts=pulumi.InvokeOptions(parent=self)).partition
         group = aws.cloudwatch.LogGroup(
             f"{name}-deployment-events", name=f"/aws/events/{prefix}/ecs-deployments",
-            retention_in_days=DEPLOYMENT_EVENT_DAYS, tags=with_name(a.tags, f"/aws/events/{prefix}/ecs-deployments"),
+            retention_in_days=a.config.log_retention_days, kms_key_id=a.kms_key_arn,
+            tags=with_name(a.tags, f"/aws/events/{prefix}/ecs-deployments"),
             opts=child)
         services = pulumi.Output.all(partition, account, a.cluster_name).apply(
             lambda v: f"arn:{v[0]}:ecs:{a.region}:{v[1]}:service/{v[2]}/")
@@ -511,19 +513,9 @@ class Monitoring(pulumi.ComponentResource):
                 "source": ["aws.ecs"], "detail-type": [DEPLOYMENT_EVENTS], "resources": [{"prefix": arn}]})),
             tags=with_name(a.tags, f"{prefix}-ecs-deployments"),
             opts=child)
-        policy = aws.cloudwatch.LogResourcePolicy(
-            f"{name}-deployment-events-policy",
-            policy_name=f"{prefix}-ecs-deployment-events",
-            policy_document=pulumi.Output.all(group.arn, rule.arn).apply(lambda v: json.dumps({
-                "Version": "2012-10-17", "Statement": [{
-                    "Sid": "EventBridgeWritesDeploymentEvents", "Effect": "Allow",
-                    "Principal": {"Service": ["events.amazonaws.com", "delivery.logs.amazonaws.com"]},
-                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{v[0]}:*",
-                    "Condition": {"ArnEquals": {"aws:SourceArn": v[1]}}}]})),
-            opts=child)
         aws.cloudwatch.EventTarget(
             f"{name}-deployment-events-target", rule=rule.name, arn=group.arn, target_id="deployment-log",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]))
+            opts=child)
         return group
 
     # ---- dashboard ----------------------------------------------------------------------------

@@ -47,8 +47,11 @@ systemctl restart nftables
 class NetworkArgs:
     config: NetworkConfig
     name_prefix: str
+    # Flow logs are audit logs: they follow monitoring.audit_log_retention_days.
     log_retention_days: int
+    kms_key_arn: pulumi.Input[str]
     tags: dict[str, str]
+    permissions_boundary_arn: pulumi.Input[str] | None = None
 
 
 class Network(pulumi.ComponentResource):
@@ -319,6 +322,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs",
             name=f"/{prefix}/vpc/flow-logs",
             retention_in_days=self._args.log_retention_days,
+            kms_key_id=self._args.kms_key_arn,
             tags=self._tags(f"{prefix}-flow-logs"),
             opts=child,
         )
@@ -329,6 +333,7 @@ class Network(pulumi.ComponentResource):
             f"{name}-flow-logs-role",
             name=f"{prefix}-vpc-flow-logs",
             assume_role_policy=trust,
+            permissions_boundary=self._args.permissions_boundary_arn,
             tags=self._tags(f"{prefix}-vpc-flow-logs"),
             opts=child,
         )

@@ -12,6 +12,7 @@ from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
 from infra.aws.encryption import Encryption, EncryptionArgs
 from infra.aws.gateway import Gateway, GatewayArgs
+from infra.aws.identity import permissions_boundary_arn
 from infra.aws.monitoring import Monitoring, MonitoringArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.services import Services, ServicesArgs
@@ -25,13 +26,20 @@ def build(config: cfg.StackConfig) -> None:
     tags = base_tags(project, stack, config.environment)
     prod = config.environment == "prod"
 
+    # Application logs follow monitoring.log_retention_days; audit logs (flow, WAF, access,
+    # database) monitoring.audit_log_retention_days.
+    audit_days = config.monitoring.audit_log_retention_days
+    boundary = permissions_boundary_arn(prefix, config.delivery.permissions_boundary)
+
     encryption = Encryption("encryption", EncryptionArgs(name_prefix=prefix, region=config.region, tags=tags))
 
     network = Network("network", NetworkArgs(
         config=config.network,
         name_prefix=prefix,
-        log_retention_days=config.monitoring.log_retention_days,
+        log_retention_days=audit_days,
+        kms_key_arn=encryption.key_arn,
         tags=tags,
+        permissions_boundary_arn=boundary,
     ))
 
     gateway = Gateway("gateway", GatewayArgs(
@@ -39,6 +47,8 @@ def build(config: cfg.StackConfig) -> None:
         name_prefix=prefix,
         vpc_id=network.vpc_id,
         public_subnet_ids=network.public_subnet_ids,
+        kms_key_arn=encryption.key_arn,
+        audit_log_retention_days=audit_days,
         tags=tags,
     ))
 
@@ -48,9 +58,10 @@ def build(config: cfg.StackConfig) -> None:
         vpc_id=network.vpc_id,
         isolated_subnet_ids=network.isolated_subnet_ids,
         kms_key_arn=encryption.key_arn,
-        log_retention_days=config.monitoring.log_retention_days,
+        log_retention_days=audit_days,
         protect=prod,
         tags=tags,
+        permissions_boundary_arn=boundary,
     ))
 
     cache = Cache("cache", CacheArgs(
@@ -75,11 +86,13 @@ def build(config: cfg.StackConfig) -> None:
         database=database,
         cache=cache,
         log_retention_days=config.monitoring.log_retention_days,
+        kms_key_arn=encryption.key_arn,
         tracing=config.monitoring.tracing,
         container_insights=config.monitoring.container_insights,
         tags=tags,
         deployment=config.delivery.deployment,
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
+        permissions_boundary_arn=boundary,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(

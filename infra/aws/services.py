@@ -78,6 +78,8 @@ class _Database(Protocol):
     port: pulumi.Output[int]
     db_name: str
     username: str
+    app_username: str
+    resource_id: pulumi.Output[str]
     master_secret_arn: pulumi.Output[str]
 
 
@@ -85,7 +87,10 @@ class _Cache(Protocol):
     security_group_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
     port: pulumi.Output[int]
-    auth_secret_arn: pulumi.Output[str]
+    user_name: str
+    user_arn: pulumi.Output[str]
+    replication_group_id: pulumi.Output[str]
+    replication_group_arn: pulumi.Output[str]
 
 
 @dataclass
@@ -100,11 +105,14 @@ class ServicesArgs:
     database: _Database
     cache: _Cache
     log_retention_days: int
+    # The application log groups' key (the stack key).
+    kms_key_arn: pulumi.Input[str]
     tracing: bool
     container_insights: bool
     tags: dict[str, str]
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     smoke_timeout_seconds: int = 10  # per request of the smoke hook
+    permissions_boundary_arn: pulumi.Input[str] | None = None
 
 
 @dataclass
@@ -125,6 +133,15 @@ class DeployedService:
     alternate_target_group_arn: pulumi.Output[str] | None = None
     alternate_target_group_arn_suffix: pulumi.Output[str] | None = None
     deployment_alarm_names: list[str] = field(default_factory=list)  # what ECS rolls back on
+
+
+@dataclass
+class _Roles:
+    execution: aws.iam.Role
+    task: aws.iam.Role
+    # Only a service with migrations on the database: the one role that may read the master secret.
+    migration_execution: aws.iam.Role | None
+    policies: list[aws.iam.RolePolicy]
 
 
 # --- pure decisions (unit-testable without a synth) -------------------------------------------
@@ -225,6 +242,18 @@ def execution_policy(*, pull_repository_arns: list[str], log_group_arn: str, sec
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def data_access_policy(*, db_user_arn: str | None, cache_arns: list[str]) -> dict[str, Any]:
+    """C2: log in to the database as the application's role and to the cache as its user, by IAM."""
+    statements: list[dict[str, Any]] = []
+    if db_user_arn:
+        statements.append({"Sid": "DatabaseLogin", "Effect": "Allow", "Action": "rds-db:connect",
+                           "Resource": db_user_arn})
+    if cache_arns:
+        statements.append({"Sid": "CacheLogin", "Effect": "Allow", "Action": "elasticache:Connect",
+                           "Resource": sorted(cache_arns)})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 def tracing_policy() -> dict[str, Any]:
     # X-Ray has no resource-level permissions for these actions.
     return {"Version": "2012-10-17",
@@ -303,6 +332,7 @@ class Services(pulumi.ComponentResource):
             name_prefix=args.name_prefix, log_retention_days=args.log_retention_days,
             test_routes={svc.name: deployment.test_route_value(svc.name, token) for svc in args.services},
             timeout_seconds=args.smoke_timeout_seconds, paths_per_service=2, tags=args.tags,
+            kms_key_arn=args.kms_key_arn, permissions_boundary_arn=args.permissions_boundary_arn,
         ), opts=pulumi.ResourceOptions(parent=self))
         return token, hook
 
@@ -317,11 +347,13 @@ class Services(pulumi.ComponentResource):
             f"{base}-logs",
             name=f"/ecs/{args.name_prefix}/{svc.name}",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
             tags=self._tags(f"/ecs/{args.name_prefix}/{svc.name}"),
             opts=child,
         )
         image = self._image(svc, repository)
-        execution_role, task_role, role_policies = self._roles(base, full, svc, repository, log_group, image)
+        roles = self._roles(base, full, svc, repository, log_group, image)
+        execution_role, task_role, role_policies = roles.execution, roles.task, roles.policies
 
         env, secrets = self._environment(svc), self._secrets(svc)
         app = self._app_container(svc, image, log_group, env, secrets)
@@ -335,8 +367,8 @@ class Services(pulumi.ComponentResource):
         if svc.migrate_command:
             migration = self._task_definition(
                 f"{base}-migrate", f"{full}-migrate", svc,
-                [self._migration_container(svc, image, log_group, env, secrets)],
-                execution_role, task_role,
+                [self._migration_container(svc, image, log_group, *self._migration_access(svc, env, secrets))],
+                roles.migration_execution or execution_role, task_role,
             )
 
         sg, sg_rules = self._security_group(base, full, svc)
@@ -344,7 +376,8 @@ class Services(pulumi.ComponentResource):
         shift = None if self._token is None else deployment.traffic_shift(
             self, base, full, svc, primary=target_group, alternate=self._target_group(base, svc, alternate=True),
             listener_arn=args.gateway.listener_arn, priority=priorities[0],
-            test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token, tags=args.tags)
+            test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token, tags=args.tags,
+            permissions_boundary_arn=args.permissions_boundary_arn)
         listener_rules = shift.rules if shift else [
             aws.lb.ListenerRule(
                 f"{base}-rule-{j}",
@@ -463,64 +496,83 @@ class Services(pulumi.ComponentResource):
         return pulumi.Output.from_input(svc.image or "")
 
     def _roles(self, base: str, full: str, svc: ServiceConfig, repository: aws.ecr.Repository | None,
-               log_group: aws.cloudwatch.LogGroup, image: pulumi.Output[str],
-               ) -> tuple[aws.iam.Role, aws.iam.Role, list[aws.iam.RolePolicy]]:
+               log_group: aws.cloudwatch.LogGroup, image: pulumi.Output[str]) -> _Roles:
         args = self._args
         child = pulumi.ResourceOptions(parent=self)
         trust = pulumi.Output.all(self._account, self._partition).apply(
             lambda v: json.dumps(trust_policy(v[0], v[1], args.region)))
-        execution_role = aws.iam.Role(
-            f"{base}-execution-role",
-            name=f"{full}-execution",
-            description=f"ECS starts {svc.name} tasks: pull its image, write its logs, read its secrets",
-            assume_role_policy=trust,
-            tags=self._tags(f"{full}-execution"),
-            opts=child,
-        )
-        task_role = aws.iam.Role(
-            f"{base}-task-role",
-            name=f"{full}-task",
-            description=f"{svc.name} application identity",
-            assume_role_policy=trust,
-            tags=self._tags(f"{full}-task"),
-            opts=child,
-        )
 
-        secret_refs: list[pulumi.Input[str]] = [secret_arn(ref) for ref in svc.secrets.values()]
-        if svc.uses_database:
-            secret_refs.append(args.database.master_secret_arn)
-        if svc.uses_cache:
-            secret_refs.append(args.cache.auth_secret_arn)
+        def role(suffix: str, description: str) -> aws.iam.Role:
+            return aws.iam.Role(
+                f"{base}-{suffix}-role",
+                name=f"{full}-{suffix}",
+                description=description,
+                assume_role_policy=trust,
+                permissions_boundary=args.permissions_boundary_arn,
+                tags=self._tags(f"{full}-{suffix}"),
+                opts=child,
+            )
+
+        execution_role = role("execution", f"ECS starts {svc.name} tasks: pull its image, write its logs, read its secrets")
+        task_role = role("task", f"{svc.name} application identity")
         # Built services pull only from their own repository; a service running a given image
         # may pull that image's private ECR repository (public registries need no permission).
         repo_arn: pulumi.Input[str | None] = (
             repository.arn if repository is not None
             else pulumi.Output.all(image, self._partition).apply(lambda v: ecr_repository_arn(v[0], v[1])))
-        document = pulumi.Output.all(
-            repo=repo_arn, log_group=log_group.arn, secrets=pulumi.Output.all(*secret_refs),
-            account=self._account, partition=self._partition,
-        ).apply(lambda v: json.dumps(execution_policy(
-            pull_repository_arns=[v["repo"]] if v["repo"] else [],
-            log_group_arn=v["log_group"], secret_arns=list(v["secrets"]),
-            account=v["account"], partition=v["partition"], region=args.region,
-        )))
+
+        def start_tasks(secret_refs: list[pulumi.Input[str]]) -> pulumi.Output[str]:
+            return pulumi.Output.all(
+                repo=repo_arn, log_group=log_group.arn, secrets=pulumi.Output.all(*secret_refs),
+                account=self._account, partition=self._partition,
+            ).apply(lambda v: json.dumps(execution_policy(
+                pull_repository_arns=[v["repo"]] if v["repo"] else [],
+                log_group_arn=v["log_group"], secret_arns=list(v["secrets"]),
+                account=v["account"], partition=v["partition"], region=args.region,
+            )))
+
+        # The service's own secrets only: the database master secret is the migration's alone.
+        own_secrets: list[pulumi.Input[str]] = [secret_arn(ref) for ref in svc.secrets.values()]
         policies = [aws.iam.RolePolicy(f"{base}-execution-policy", role=execution_role.id,
-                                       name="start-tasks", policy=document, opts=child)]
+                                       name="start-tasks", policy=start_tasks(own_secrets), opts=child)]
+        migration_execution = None
+        if svc.migrate_command and svc.uses_database:
+            migration_execution = role("migrate-execution",
+                                       f"ECS starts {svc.name} migrations: its image, its logs, the master secret")
+            policies.append(aws.iam.RolePolicy(
+                f"{base}-migrate-execution-policy", role=migration_execution.id, name="start-tasks",
+                policy=start_tasks([*own_secrets, args.database.master_secret_arn]), opts=child))
+        if svc.uses_database or svc.uses_cache:
+            policies.append(aws.iam.RolePolicy(f"{base}-task-data", role=task_role.id, name="data-access",
+                                               policy=self._data_access(svc), opts=child))
         if args.tracing:
             policies.append(aws.iam.RolePolicy(f"{base}-task-tracing", role=task_role.id, name="xray-write",
                                                policy=json.dumps(tracing_policy()), opts=child))
-        return execution_role, task_role, policies
+        return _Roles(execution_role, task_role, migration_execution, policies)
+
+    def _data_access(self, svc: ServiceConfig) -> pulumi.Output[str]:
+        db, cache, region = self._args.database, self._args.cache, self._args.region
+        prefix = pulumi.Output.concat("arn:", self._partition, ":")
+        db_user = (pulumi.Output.concat(prefix, "rds-db:", region, ":", self._account, ":dbuser:",
+                                        db.resource_id, "/", db.app_username)
+                   if svc.uses_database else None)
+        cache_arns = [cache.replication_group_arn, cache.user_arn] if svc.uses_cache else []
+        return pulumi.Output.all(db_user, *cache_arns).apply(
+            lambda v: json.dumps(data_access_policy(db_user_arn=v[0], cache_arns=list(v[1:]))))
 
     def _environment(self, svc: ServiceConfig) -> dict[str, pulumi.Input[str]]:
         args = self._args
         env: dict[str, pulumi.Input[str]] = {**svc.environment, "PORT": str(svc.port)}
         if svc.uses_database:
             db = args.database
+            # C2: the application's own role with IAM tokens; never the master user, no password.
             env |= {"DATABASE_HOST": db.endpoint, "DATABASE_PORT": db.port.apply(str),
-                    "DATABASE_NAME": db.db_name, "DATABASE_USER": db.username, "DATABASE_SSLMODE": "require"}
+                    "DATABASE_NAME": db.db_name, "DATABASE_USER": db.app_username, "DATABASE_AUTH": "iam",
+                    "DATABASE_SSLMODE": "require"}
         if svc.uses_cache:
-            env |= {"CACHE_HOST": args.cache.endpoint, "CACHE_PORT": args.cache.port.apply(str),
-                    "CACHE_TLS": "true"}
+            cache = args.cache
+            env |= {"CACHE_HOST": cache.endpoint, "CACHE_PORT": cache.port.apply(str), "CACHE_TLS": "true",
+                    "CACHE_AUTH": "iam", "CACHE_USER": cache.user_name, "CACHE_NAME": cache.replication_group_id}
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,
@@ -536,14 +588,20 @@ class Services(pulumi.ComponentResource):
         return env
 
     def _secrets(self, svc: ServiceConfig) -> dict[str, pulumi.Input[str]]:
-        args = self._args
-        secrets: dict[str, pulumi.Input[str]] = dict(svc.secrets)
-        if svc.uses_database:
+        return dict(svc.secrets)
+
+    def _migration_access(self, svc: ServiceConfig, env: dict[str, pulumi.Input[str]],
+                          secrets: dict[str, pulumi.Input[str]],
+                          ) -> tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]]:
+        """C2: migrations log in as the master user and create the application's role."""
+        if not svc.uses_database:
+            return env, secrets
+        db = self._args.database
+        return (
+            {**env, "DATABASE_AUTH": "password", "DATABASE_USER": db.username, "DATABASE_APP_USER": db.app_username},
             # The RDS-managed secret is JSON; ECS extracts one key with `<arn>:<key>::`.
-            secrets["DATABASE_PASSWORD"] = pulumi.Output.concat(args.database.master_secret_arn, ":password::")
-        if svc.uses_cache:
-            secrets["CACHE_AUTH_TOKEN"] = args.cache.auth_secret_arn
-        return secrets
+            {**secrets, "DATABASE_PASSWORD": pulumi.Output.concat(db.master_secret_arn, ":password::")},
+        )
 
     def _log_config(self, log_group: aws.cloudwatch.LogGroup, stream_prefix: str) -> dict[str, Any]:
         return {"logDriver": "awslogs", "options": {

@@ -13,10 +13,13 @@ from infra.config.deployment import ALARM_WINDOW_SECONDS, DeploymentConfig
 class MonitoringConfig(Strict):
     alert_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
     log_retention_days: int = 30
+    # VPC flow logs, WAF logs, load balancer access logs and database logs: what an incident
+    # review or an auditor asks for. Prod keeps them at least a year.
+    audit_log_retention_days: int = 365
     tracing: bool = True
     container_insights: bool = True
 
-    @field_validator("log_retention_days")
+    @field_validator("log_retention_days", "audit_log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
@@ -33,6 +36,10 @@ class DeliveryConfig(Strict):
     smoke_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
     rollback_on_failure: bool = True
     deployment: DeploymentConfig = DeploymentConfig()
+    # Roles carry the environment's permissions boundary (`<project>-<stack>-boundary`, created by
+    # ci/bootstrap): the deploy role can create no role without it. Off only for stacks deployed
+    # by other means, in accounts without the bootstrap.
+    permissions_boundary: bool = True
 
     @field_validator("bake_seconds")
     @classmethod

@@ -15,6 +15,8 @@ from infra.config.network import NetworkConfig
 from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
 from infra.config.services import ServiceConfig
 
+PROD_AUDIT_LOG_DAYS = 365
+
 
 class StackConfig(Strict):
     environment: Literal["dev", "staging", "prod"]
@@ -64,6 +66,12 @@ class StackConfig(Strict):
                 problems.append("network.nat: prod needs per-az NAT gateways (no single point of egress)")
             if not self.delivery.protected:
                 problems.append("delivery.protected: prod must be protected")
+            if self.monitoring.audit_log_retention_days < PROD_AUDIT_LOG_DAYS:
+                problems.append(f"monitoring.audit_log_retention_days: prod keeps audit logs at least "
+                                f"{PROD_AUDIT_LOG_DAYS} days (got {self.monitoring.audit_log_retention_days})")
+        if self.environment in ("staging", "prod") and self.database.monitoring_interval == 0:
+            problems.append(f"database.monitoring_interval: {self.environment} needs enhanced monitoring "
+                            f"(1, 5, 10, 15, 30 or 60 seconds)")
         if problems:
             raise CrossFieldError(problems)
         return self

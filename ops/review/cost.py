@@ -168,6 +168,8 @@ FREE: dict[str, str] = {
     "aws:route53/record:Record": "no charge per record; alias queries to AWS resources are free",
     "aws:kms/alias:Alias": "no charge; the key is priced",
     "aws:rds/subnetGroup:SubnetGroup": "no charge",
+    "aws:elasticache/user:User": "no charge",
+    "aws:elasticache/userGroup:UserGroup": "no charge",
     "aws:rds/parameterGroup:ParameterGroup": "no charge",
     "aws:rds/optionGroup:OptionGroup": "no charge",
     "aws:elasticache/subnetGroup:SubnetGroup": "no charge",

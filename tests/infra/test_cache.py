@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pytest
 
@@ -12,7 +10,7 @@ from infra.config import StackConfig
 from infra.tags import base_tags
 from ops import stackfile
 from ops.mocks import has_property
-from ops.synth import SECRET, Synth, run
+from ops.synth import Synth, run
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0standin-data-key"
 ISOLATED = ["subnet-0isolated0a", "subnet-0isolated0b", "subnet-0isolated0c"]
@@ -33,8 +31,8 @@ def synth_cache(cfg: StackConfig, stack: str, protect: bool, retention: int) -> 
             protect=protect,
             tags=base_tags("refarch", stack, c.environment),
         ))
-        for attr in ("security_group_id", "endpoint", "port", "auth_secret_arn", "replication_group_id",
-                     "member_cluster_ids"):
+        for attr in ("security_group_id", "endpoint", "port", "user_name", "user_arn", "replication_group_arn",
+                     "replication_group_id", "member_cluster_ids"):
             pulumi.export(attr, getattr(cache, attr))
         pulumi.export("cluster_count", cache.cluster_count)
 
@@ -79,20 +77,28 @@ def test_encrypted_at_rest_with_the_stack_key_and_in_transit(case):
     assert g["transitEncryptionEnabled"] is True
 
 
-def test_auth_token_is_a_random_secret_kept_in_an_encrypted_secrets_manager_secret(case):
-    _, s = case
+def test_clients_log_in_as_the_applications_iam_user_and_no_shared_token_exists(case):
+    cfg, s = case
     g = group(s)
-    assert g["authToken"] == SECRET, "the token reaches the engine only as a Pulumi secret"
-    password = s.one("random:index/randomPassword:RandomPassword")["inputs"]
-    assert password["length"] >= 32 and password["special"] is False
-    secret = s.one("aws:secretsmanager/secret:Secret")
-    assert secret["inputs"]["kmsKeyId"] == KEY
-    assert secret["inputs"]["namePrefix"].startswith(f"refarch-{s.stack}/")
-    assert secret["inputs"]["recoveryWindowInDays"] >= 7
-    version = s.one("aws:secretsmanager/secretVersion:SecretVersion")["inputs"]
-    assert version["secretId"] == secret["id"] and version["secretString"] == SECRET
-    assert s.outputs["auth_secret_arn"] == secret["arn"]
-    assert "mock-" not in json.dumps(s.to_json()), "the token's value appears nowhere in the synth"
+    assert "authToken" not in g and "authTokenWo" not in g
+    assert s.of_type("random:index/randomPassword:RandomPassword") == []
+    assert s.of_type("aws:secretsmanager/secret:Secret") == []
+    users = {u["inputs"]["userName"]: u for u in s.of_type("aws:elasticache/user:User")}
+    app = users[f"refarch-{s.stack}-cache-app"]["inputs"]
+    # IAM authentication: the user id is the user name; no password anywhere.
+    assert app["userId"] == app["userName"] == s.outputs["user_name"]
+    assert app["authenticationMode"] == {"type": "iam"} and "passwords" not in app
+    assert app["engine"] == cfg.cache.engine
+    assert app["accessString"] == "on ~* +@all -@dangerous"
+    # Every user group must hold a `default` user: this one is switched off and can run nothing.
+    default = users["default"]["inputs"]
+    assert default["accessString"] == "off -@all" and default["userId"] == f"refarch-{s.stack}-cache-default"
+    [user_group] = s.of_type("aws:elasticache/userGroup:UserGroup")
+    assert sorted(user_group["inputs"]["userIds"]) == sorted(u["inputs"]["userId"] for u in users.values())
+    assert user_group["inputs"]["engine"] == cfg.cache.engine
+    assert g["userGroupIds"] == [user_group["inputs"]["userGroupId"]]
+    assert s.outputs["user_arn"] == users[app["userName"]]["arn"]
+    assert s.outputs["replication_group_arn"] == s.one(GROUP)["arn"]
 
 
 def test_engine_and_size_come_from_config(case):

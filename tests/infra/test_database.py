@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pulumi
 import pytest
 
@@ -13,6 +15,7 @@ from ops.mocks import has_property
 from ops.synth import Synth, run
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/0standin-data-key"
+BOUNDARY = "arn:aws:iam::123456789012:policy/refarch-standin-boundary"
 ISOLATED = ["subnet-0isolated0a", "subnet-0isolated0b"]
 INSTANCE = "aws:rds/instance:Instance"
 
@@ -42,11 +45,14 @@ def synth_database(cfg: StackConfig, stack: str, protect: bool, retention: int) 
             protect=protect,
             tags=base_tags("refarch", stack, c.environment),
             log_retention_days=retention,
+            permissions_boundary_arn=BOUNDARY,
         ))
-        for attr in ("security_group_id", "endpoint", "port", "master_secret_arn", "instance_identifier"):
+        for attr in ("security_group_id", "endpoint", "port", "master_secret_arn", "instance_identifier",
+                     "resource_id"):
             pulumi.export(attr, getattr(db, attr))
         pulumi.export("db_name", db.db_name)
         pulumi.export("username", db.username)
+        pulumi.export("app_username", db.app_username)
 
     return run(cfg, stack, build=build)
 
@@ -131,7 +137,7 @@ def test_backups_windows_and_log_exports_into_groups_with_retention(databases):
         assert set(groups) == {f"/aws/rds/instance/{ident}/postgresql", f"/aws/rds/instance/{ident}/upgrade"}
         assert {g["inputs"]["retentionInDays"] for g in groups.values()} == {CASES[case][3]}
         # Pre-created, or RDS creates them itself with retention "never expire".
-        assert set(s.one(INSTANCE)["options"]["dependsOn"]) == {g["urn"] for g in groups.values()}
+        assert {g["urn"] for g in groups.values()} <= set(s.one(INSTANCE)["options"]["dependsOn"])
 
 
 def test_performance_insights_follows_config_with_free_tier_retention_and_the_stack_key(databases):
@@ -141,6 +147,36 @@ def test_performance_insights_follows_config_with_free_tier_retention_and_the_st
     off = instance(databases["dev-no-insights"][1])
     assert off["performanceInsightsEnabled"] is False
     assert "performanceInsightsRetentionPeriod" not in off and "performanceInsightsKmsKeyId" not in off
+
+
+def test_the_application_has_its_own_role_and_logs_in_with_iam_tokens(case):
+    cfg, s = case
+    assert instance(s)["iamDatabaseAuthenticationEnabled"] is True
+    assert s.outputs["app_username"] == cfg.database.app_username != s.outputs["username"]
+    # What rds-db:connect policies name (dbuser:<DbiResourceId>/<user>).
+    assert s.outputs["resource_id"].startswith("db-")
+
+
+def test_enhanced_monitoring_follows_config_through_a_bounded_role_of_rds_own(databases):
+    _, prod = databases["prod"]
+    i = instance(prod)
+    assert i["monitoringInterval"] == 60
+    role = prod.one("aws:iam/role:Role")
+    assert i["monitoringRoleArn"] == role["arn"]
+    assert role["inputs"]["name"] == "refarch-prod-db-monitoring"
+    assert role["inputs"]["permissionsBoundary"] == BOUNDARY
+    [trust] = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+    attachment = prod.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")["inputs"]
+    assert attachment == {"role": role["inputs"]["name"],
+                          "policyArn": "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"}
+    # RDS checks the role's permissions when monitoring is switched on: the policy must be attached first.
+    assert prod.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment")["urn"] in prod.one(INSTANCE)["options"][
+        "dependsOn"]
+    _, dev = databases["dev"]
+    assert instance(dev)["monitoringInterval"] == 0 and "monitoringRoleArn" not in instance(dev)
+    assert dev.of_type("aws:iam/role:Role") == []
 
 
 def test_engine_hardening_and_patching(case):

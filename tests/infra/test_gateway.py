@@ -16,8 +16,9 @@ from ops.synth import Synth, run
 ANYWHERE = "0.0.0.0/0"
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 SUBNETS = ["subnet-0public0a", "subnet-0public0b"]
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0standin-data-key"
 MANAGED = {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
-           "AWSManagedRulesAmazonIpReputationList"}
+           "AWSManagedRulesAmazonIpReputationList", "AWSManagedRulesSQLiRuleSet"}
 
 # Mode -> (stack file, gateway section override or None to keep the file's).
 CASES: dict[str, tuple[str, dict | None]] = {
@@ -40,6 +41,8 @@ def synth_gateway(cfg: StackConfig, stack: str) -> Synth:
             name_prefix=f"refarch-{stack}",
             vpc_id=pulumi.Output.from_input("vpc-0standin"),
             public_subnet_ids=[pulumi.Output.from_input(s) for s in SUBNETS],
+            kms_key_arn=pulumi.Output.from_input(KEY),
+            audit_log_retention_days=c.monitoring.audit_log_retention_days,
             tags=base_tags("refarch", stack, c.environment),
         ))
         for attr in ("security_group_id", "listener_arn", "load_balancer_arn", "arn_suffix", "dns_name",
@@ -181,10 +184,26 @@ def test_waf_has_managed_groups_and_a_rate_limit_and_guards_the_alb(gateways, mo
     assert rate["statement"]["rateBasedStatement"]["limit"] == cfg.gateway.waf_rate_limit
     assert rate["statement"]["rateBasedStatement"]["aggregateKeyType"] == "IP"
     assert rate["action"] == {"block": {}}
-    assert len({r["priority"] for r in i["rules"]}) == len(i["rules"]) == 4
+    assert len({r["priority"] for r in i["rules"]}) == len(i["rules"]) == 5
     (assoc,) = s.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")
     assert assoc["inputs"] == {"resourceArn": alb(s)["arn"], "webAclArn": acl["arn"]}
     assert s.outputs["web_acl_arn"] == acl["arn"]
+
+
+@pytest.mark.parametrize("mode", ["issued", "imported"])
+def test_waf_logs_to_an_encrypted_audit_log_group_without_credentials(gateways, mode):
+    cfg, s = gateways[mode]
+    (acl,) = s.of_type("aws:wafv2/webAcl:WebAcl")
+    (group,) = s.of_type("aws:cloudwatch/logGroup:LogGroup")
+    g = group["inputs"]
+    # WAF delivers only to log groups whose name starts with aws-waf-logs-.
+    assert g["name"] == f"aws-waf-logs-refarch-{s.stack}"
+    assert g["kmsKeyId"] == KEY and g["retentionInDays"] == cfg.monitoring.audit_log_retention_days
+    (logging,) = s.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+    assert logging["inputs"]["resourceArn"] == acl["arn"]
+    assert logging["inputs"]["logDestinationConfigs"] == [group["arn"]]
+    assert logging["inputs"]["redactedFields"] == [{"singleHeader": {"name": "authorization"}},
+                                                   {"singleHeader": {"name": "cookie"}}]
 
 
 def test_no_waf_when_the_config_turns_it_off(gateways):
@@ -192,6 +211,7 @@ def test_no_waf_when_the_config_turns_it_off(gateways):
     assert s.of_type("aws:wafv2/webAcl:WebAcl") == []
     assert s.of_type("aws:wafv2/webAclAssociation:WebAclAssociation") == []
     assert s.outputs.get("web_acl_arn") is None
+    assert s.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration") == []
 
 
 @pytest.mark.parametrize("mode", ["plain", "issued"])
@@ -211,8 +231,16 @@ def test_access_log_bucket_is_private_encrypted_expiring_and_tls_only(gateways, 
     assert all(block[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
     sse = attached("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"] == {"sseAlgorithm": "AES256"}
+    days = cfg.monitoring.audit_log_retention_days
     (rule,) = attached("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["rules"]
-    assert rule["status"] == "Enabled" and rule["expiration"]["days"] == 90
+    assert rule["status"] == "Enabled" and rule["expiration"]["days"] == days
+    # Versioned: a deleted or overwritten log stays recoverable for a month, and expiry's own
+    # noncurrent versions do not double the storage.
+    assert attached("aws:s3/bucketVersioning:BucketVersioning")["versioningConfiguration"] == {"status": "Enabled"}
+    assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 30}
+    versioning = s.one("aws:s3/bucketVersioning:BucketVersioning")["urn"]
+    assert versioning in s.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[
+        "options"]["dependsOn"]
     assert attached("aws:s3/bucketOwnershipControls:BucketOwnershipControls")["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
 
     statements = json.loads(attached("aws:s3/bucketPolicy:BucketPolicy")["policy"])["Statement"]

@@ -27,6 +27,10 @@ CASES: dict[str, tuple[str, dict | None]] = {
 }
 
 
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0standin-data-key"
+BOUNDARY = "arn:aws:iam::123456789012:policy/refarch-standin-boundary"
+
+
 def config(stack: str, **sections: object) -> StackConfig:
     values = stackfile.read_values(stack)
     values.update({f"refarch:{key}": value for key, value in sections.items()})
@@ -38,8 +42,10 @@ def synth_network(cfg: StackConfig, stack: str) -> Synth:
         net = Network("network", NetworkArgs(
             config=c.network,
             name_prefix=f"refarch-{stack}",
-            log_retention_days=c.monitoring.log_retention_days,
+            log_retention_days=c.monitoring.audit_log_retention_days,
+            kms_key_arn=pulumi.Output.from_input(KEY),
             tags=base_tags("refarch", stack, c.environment),
+            permissions_boundary_arn=pulumi.Output.from_input(BOUNDARY),
         ))
         pulumi.export("vpc_id", net.vpc_id)
         pulumi.export("public", net.public_subnet_ids)
@@ -189,15 +195,18 @@ def test_per_az_nat_keeps_each_az_egress_in_its_own_az(nets):
         assert az_of_nat[route["natGatewayId"]] == g.subnets[sid]["availabilityZone"]
 
 
-def test_flow_logs_go_to_a_retained_log_group_through_a_scoped_role(case):
+def test_flow_logs_go_to_an_encrypted_audit_log_group_through_a_scoped_bounded_role(case):
     cfg, s = case
     if not cfg.network.flow_logs:
         assert s.of_type("aws:ec2/flowLog:FlowLog") == [] and s.of_type("aws:cloudwatch/logGroup:LogGroup") == []
         return
     (group,) = s.of_type("aws:cloudwatch/logGroup:LogGroup")
-    assert group["inputs"]["retentionInDays"] == cfg.monitoring.log_retention_days
+    # Flow logs are audit logs: they follow audit_log_retention_days, not the application's.
+    assert group["inputs"]["retentionInDays"] == cfg.monitoring.audit_log_retention_days
+    assert group["inputs"]["kmsKeyId"] == KEY
     (flow,) = s.of_type("aws:ec2/flowLog:FlowLog")
     role = s.one("aws:iam/role:Role")
+    assert role["inputs"]["permissionsBoundary"] == BOUNDARY
     assert flow["inputs"]["vpcId"] == s.one("aws:ec2/vpc:Vpc")["id"]
     assert flow["inputs"]["trafficType"] == "ALL"
     assert flow["inputs"]["logDestination"] == group["arn"]

@@ -36,7 +36,11 @@ DB_SG = "sg-0db000000000standin"
 CACHE_SG = "sg-0cache0000000standin"
 LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/refarch-alb/0123456789abcdef/fedcba9876543210"
 DB_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-0000-AbCdEf"
-CACHE_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:refarch-cache-auth-GhIjKl"
+KEY = "arn:aws:kms:us-east-1:123456789012:key/0standin-data-key"
+BOUNDARY = "arn:aws:iam::123456789012:policy/refarch-standin-boundary"
+DB_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+CACHE_GROUP_ARN = "arn:aws:elasticache:us-east-1:123456789012:replicationgroup:refarch-cache"
+CACHE_USER_ARN = "arn:aws:elasticache:us-east-1:123456789012:user:refarch-cache-app"
 PRIVATE_SUBNETS = ["subnet-0private0a", "subnet-0private0b"]
 RETENTION = 14
 DIGEST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/refarch-dev/products@sha256:" + "a" * 64
@@ -76,17 +80,19 @@ def synth_services(cfg: StackConfig, stack: str) -> Synth:
                                         url=out("https://api.example.com"))
         database = types.SimpleNamespace(
             security_group_id=out(DB_SG), endpoint=out("refarch-db.c0.us-east-1.rds.amazonaws.com"),
-            port=out(5432), db_name="app", username="app", master_secret_arn=out(DB_SECRET))
+            port=out(5432), db_name="app", username="app", app_username="app_rw",
+            resource_id=out(DB_RESOURCE_ID), master_secret_arn=out(DB_SECRET))
         cache = types.SimpleNamespace(
             security_group_id=out(CACHE_SG), endpoint=out("master.refarch-cache.0.use1.cache.amazonaws.com"),
-            port=out(6379), auth_secret_arn=out(CACHE_SECRET))
+            port=out(6379), user_name="refarch-cache-app", user_arn=out(CACHE_USER_ARN),
+            replication_group_id=out("refarch-cache"), replication_group_arn=out(CACHE_GROUP_ARN))
         services = Services("services", ServicesArgs(
             services=c.services, images=c.images, name_prefix=f"refarch-{stack}", region=c.region,
             vpc_id=out("vpc-0standin"), private_subnet_ids=[out(s) for s in PRIVATE_SUBNETS],
-            gateway=gateway, database=database, cache=cache, log_retention_days=RETENTION,
+            gateway=gateway, database=database, cache=cache, log_retention_days=RETENTION, kms_key_arn=KEY,
             tracing=c.monitoring.tracing, container_insights=c.monitoring.container_insights,
             tags=base_tags("refarch", stack, c.environment), deployment=c.delivery.deployment,
-            smoke_timeout_seconds=c.delivery.smoke_timeout_seconds,
+            smoke_timeout_seconds=c.delivery.smoke_timeout_seconds, permissions_boundary_arn=BOUNDARY,
         ))
         pulumi.export("cluster_name", services.cluster_name)
         pulumi.export("deployed", {name: vars(d) for name, d in services.deployed.items()})
@@ -238,21 +244,22 @@ def test_app_container_logs_to_its_group_and_has_the_configured_health_check(mix
     assert "healthCheck" not in app(mixed, "web")  # no command configured: the ALB check only
 
 
-def test_log_groups_have_the_stack_retention(mixed):
-    groups = {g["inputs"]["name"]: g["inputs"]["retentionInDays"] for g in mixed.of_type("aws:cloudwatch/logGroup:LogGroup")}
-    assert groups == {"/ecs/refarch-dev/products": RETENTION, "/ecs/refarch-dev/web": RETENTION}
+def test_log_groups_have_the_stack_retention_and_key(mixed):
+    groups = {g["inputs"]["name"]: (g["inputs"]["retentionInDays"], g["inputs"]["kmsKeyId"])
+              for g in mixed.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert groups == {"/ecs/refarch-dev/products": (RETENTION, KEY), "/ecs/refarch-dev/web": (RETENTION, KEY)}
 
 
 # --- environment and secrets -------------------------------------------------------------------
 
 def test_secrets_are_injected_by_reference_never_as_environment(mixed):
     products, web = app(mixed, "products"), app(mixed, "web")
-    assert {s["name"]: s["valueFrom"] for s in products["secrets"]} == {
-        "DATABASE_PASSWORD": f"{DB_SECRET}:password::", "CACHE_AUTH_TOKEN": CACHE_SECRET}
+    # C2: the service holds no database or cache credential at all.
+    assert products["secrets"] == []
     assert {s["name"]: s["valueFrom"] for s in web["secrets"]} == {"API_KEY": WEB["secrets"]["API_KEY"]}
     for container in (products, web):
         plain = env(container)
-        assert not {"DATABASE_PASSWORD", "CACHE_AUTH_TOKEN", "API_KEY"} & set(plain)
+        assert not {"DATABASE_PASSWORD", "CACHE_AUTH_TOKEN", "CACHE_PASSWORD", "API_KEY"} & set(plain)
         assert not any("secretsmanager" in value for value in plain.values())
 
 
@@ -261,6 +268,10 @@ def test_platform_variables_only_for_what_the_service_uses(mixed):
     assert products["DATABASE_SSLMODE"] == "require" and products["DATABASE_PORT"] == "5432"
     assert products["DATABASE_HOST"].endswith(".rds.amazonaws.com") and products["DATABASE_NAME"] == "app"
     assert products["CACHE_TLS"] == "true" and products["CACHE_PORT"] == "6379"
+    # C2: the application's own database role and cache user, both by IAM.
+    assert (products["DATABASE_USER"], products["DATABASE_AUTH"]) == ("app_rw", "iam")
+    assert (products["CACHE_AUTH"], products["CACHE_USER"], products["CACHE_NAME"]) == (
+        "iam", "refarch-cache-app", "refarch-cache")
     assert products["PORT"] == "8080" and web["PORT"] == "3000"
     assert web["LOG_LEVEL"] == "info"
     assert not [k for k in web if k.startswith(("DATABASE_", "CACHE_"))]
@@ -290,18 +301,24 @@ def test_no_collector_and_no_otel_variables_without_tracing(untraced):
 
 # --- migrations --------------------------------------------------------------------------------
 
-def test_migration_task_runs_the_command_with_the_services_image_roles_and_secrets(mixed):
+def test_migration_task_runs_the_command_as_the_master_user_with_its_own_execution_role(mixed):
     migrate = mixed.one("aws:ecs/taskDefinition:TaskDefinition", "services-products-migrate")
     task = mixed.one("aws:ecs/taskDefinition:TaskDefinition", "services-products-task")["inputs"]
     assert migrate["inputs"]["family"] == "refarch-dev-products-migrate"
-    for key in ("executionRoleArn", "taskRoleArn", "networkMode", "cpu", "memory", "runtimePlatform"):
+    for key in ("taskRoleArn", "networkMode", "cpu", "memory", "runtimePlatform"):
         assert migrate["inputs"][key] == task[key], key
+    # Only the migration's execution role may read the master secret.
+    role = mixed.one("aws:iam/role:Role", "services-products-migrate-execution-role")
+    assert migrate["inputs"]["executionRoleArn"] == role["arn"] != task["executionRoleArn"]
     (container,) = containers(mixed, "services-products-migrate")  # no sidecar
     assert container["command"] == ["python", "-m", "products.migrate"]
     assert "portMappings" not in container and "healthCheck" not in container
-    assert container["secrets"] == app(mixed, "products")["secrets"]
+    assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {"DATABASE_PASSWORD": f"{DB_SECRET}:password::"}
+    # C2: the master user with its password, and the role it creates for the application.
     service_env = {k: v for k, v in env(app(mixed, "products")).items() if not k.startswith("OTEL_")}
-    assert {k: v for k, v in env(container).items() if not k.startswith("OTEL_")} == service_env
+    migration_env = {k: v for k, v in env(container).items() if not k.startswith("OTEL_")}
+    assert migration_env == {**service_env, "DATABASE_AUTH": "password", "DATABASE_USER": "app",
+                             "DATABASE_APP_USER": "app_rw"}
     deployed = mixed.outputs["deployed"]["products"]
     assert deployed["migration_task_definition_urn"] == migrate["urn"]
     assert deployed["migration_task_definition_arn"] == migrate["arn"]
@@ -334,8 +351,12 @@ def test_execution_roles_reach_only_their_own_repository_logs_and_secrets(mixed)
     assert web["ecr:BatchGetImage"] == {"arn:aws:ecr:us-east-1:123456789012:repository/shared/web"}
     assert products["logs:PutLogEvents"] == {f"{groups['products']}:*"}
     assert web["logs:PutLogEvents"] == {f"{groups['web']}:*"}
-    assert products["secretsmanager:GetSecretValue"] == {DB_SECRET, CACHE_SECRET}
+    assert "secretsmanager:GetSecretValue" not in products
     assert web["secretsmanager:GetSecretValue"] == {WEB_SECRET}
+    migrate = resources_by_action(policy(mixed, "services-products-migrate-execution-policy"))
+    assert migrate["secretsmanager:GetSecretValue"] == {DB_SECRET}
+    assert "services-web-migrate-execution-policy" not in {rp["name"] for rp in
+                                                           mixed.of_type("aws:iam/rolePolicy:RolePolicy")}
 
 
 def test_no_wildcard_actions_and_star_resources_only_where_aws_allows_nothing_else(synths):
@@ -350,27 +371,35 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_allows_nothing_el
 
 
 def test_kms_decrypt_only_through_secrets_manager_for_the_services_own_secrets(mixed):
-    (statement,) = [s for s in policy(mixed, "services-products-execution-policy")["Statement"]
+    (statement,) = [s for s in policy(mixed, "services-products-migrate-execution-policy")["Statement"]
                     if "kms:Decrypt" in as_list(s["Action"])]
     assert as_list(statement["Action"]) == ["kms:Decrypt"]
     assert statement["Condition"]["StringEquals"] == {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
-    assert set(statement["Condition"]["ForAnyValue:StringEquals"]["kms:EncryptionContext:SecretARN"]) == \
-        {DB_SECRET, CACHE_SECRET}
+    assert set(statement["Condition"]["ForAnyValue:StringEquals"]["kms:EncryptionContext:SecretARN"]) == {DB_SECRET}
 
 
-def test_task_role_may_only_write_traces_and_only_when_tracing(mixed, untraced):
+def test_task_role_logs_in_to_its_data_stores_and_writes_traces_only_when_tracing(mixed, untraced):
     for svc in ("products", "web"):
         (statement,) = policy(mixed, f"services-{svc}-task-tracing")["Statement"]
         assert sorted(statement["Action"]) == sorted(XRAY_ACTIONS)
-    task_policies = [rp for rp in mixed.of_type("aws:iam/rolePolicy:RolePolicy") if rp["inputs"]["role"].endswith("-task")]
-    assert len(task_policies) == 2
-    assert [rp for rp in untraced.of_type("aws:iam/rolePolicy:RolePolicy") if rp["inputs"]["role"].endswith("-task")] == []
+    # C2: rds-db:connect as the application's role of this instance; elasticache:Connect to the
+    # replication group and the application's user.
+    assert resources_by_action(policy(mixed, "services-products-task-data")) == {
+        "rds-db:connect": {f"arn:aws:rds-db:us-east-1:123456789012:dbuser:{DB_RESOURCE_ID}/app_rw"},
+        "elasticache:Connect": {CACHE_GROUP_ARN, CACHE_USER_ARN}}
+    task_policies = [rp["name"] for rp in mixed.of_type("aws:iam/rolePolicy:RolePolicy")
+                     if rp["inputs"]["role"].endswith("-task")]
+    assert sorted(task_policies) == ["services-products-task-data", "services-products-task-tracing",
+                                     "services-web-task-tracing"]
+    assert [rp["name"] for rp in untraced.of_type("aws:iam/rolePolicy:RolePolicy")
+            if rp["inputs"]["role"].endswith("-task")] == ["services-products-task-data"]
     assert untraced.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
 
 
-def test_roles_trust_only_ecs_tasks_of_this_account(mixed):
+def test_roles_trust_only_ecs_tasks_of_this_account_and_carry_the_boundary(mixed):
     for role in mixed.of_type("aws:iam/role:Role"):
         assert not role["inputs"].get("managedPolicyArns")
+        assert role["inputs"]["permissionsBoundary"] == BOUNDARY
         (statement,) = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"]
         assert statement["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
         assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
@@ -485,7 +514,8 @@ def test_service_waits_for_its_listener_rules_permissions_and_network_paths(mixe
         "aws:lb/listenerRule:ListenerRule", "aws:iam/rolePolicy:RolePolicy",
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")]
-    assert len(needed) == 1 + 2 + 3 + 4
+    # 1 listener rule; 4 role policies (execution, migration execution, data access, tracing); 3+4 rules.
+    assert len(needed) == 1 + 4 + 3 + 4
     assert set(needed) <= set(service["options"]["dependsOn"])
     lb = service["inputs"]["loadBalancers"]
     assert lb == [{"targetGroupArn": mixed.one("aws:lb/targetGroup:TargetGroup", "services-products-tg")["arn"],

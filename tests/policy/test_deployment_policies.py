@@ -80,7 +80,7 @@ def pair_reset(doc):
     resource(doc, "services-products-service")["options"]["ignoreChanges"] = ["desiredCount"]
 
 
-@pytest.mark.parametrize(("change", "policy", "culprit", "says"), [
+WEAKENED = [
     (no_rollback, "ecs-rolls-back-by-itself", "services-products-service", "has no deployment alarms with rollback"),
     (no_breaker, "ecs-rolls-back-by-itself", "services-products-service", "deployment_circuit_breaker"),
     (no_wait, "ecs-rolls-back-by-itself", "services-products-service", "wait_for_steady_state=True"),
@@ -91,10 +91,21 @@ def pair_reset(doc):
      "Add 'actions[*].forward.targetGroups[*].weight' to its ignore_changes"),
     (pair_reset, "ecs-traffic-shift-left-to-ecs", "services-products-service",
      "Add 'loadBalancers[*].targetGroupArn', 'loadBalancers[*].advancedConfiguration.alternateTargetGroupArn'"),
-])
+]
+
+
+@pytest.mark.parametrize(("change", "policy", "culprit", "says"), WEAKENED)
 def test_a_weakened_prod_is_caught(synths, monkeypatch, change: Callable[[dict], None], policy, culprit, says):
     doc = copy.deepcopy(synths["prod"].to_json())
     change(doc)
     found = violations(doc, monkeypatch)
     assert [(p, n) for p, n, _ in found] == [(policy, culprit)]
     assert says in found[0][2]
+
+
+def test_every_deployment_policy_has_a_weakened_case_and_is_in_the_pack():
+    from tests.policy.test_policies import DEPLOYMENT_POLICIES
+
+    names = {p.name for p in POLICIES.POLICIES}
+    assert names == DEPLOYMENT_POLICIES == {policy for _, policy, _, _ in WEAKENED}
+    assert names <= {p.name for p in policy_run.load_policies().POLICIES}

@@ -13,7 +13,10 @@ import pytest
 
 from ops.policy_run import Violation, evaluate, load_policies
 
-POLICY_NAMES = [p.name for p in load_policies().POLICIES]
+# The deployment policies judge whole ECS services; their passing and failing cases are shipped stacks
+# and weakened copies of them, in test_deployment_policies.py (which checks it covers each one).
+DEPLOYMENT_POLICIES = {"ecs-rolls-back-by-itself", "ecs-bakes-outlast-deployment-alarms", "ecs-traffic-shift-left-to-ecs"}
+POLICY_NAMES = [p.name for p in load_policies().POLICIES if p.name not in DEPLOYMENT_POLICIES]
 TAGS = {"project": "refarch", "stack": "dev", "environment": "dev", "managed-by": "pulumi"}
 PROD_TAGS = {**TAGS, "stack": "prod", "environment": "prod"}
 
@@ -236,10 +239,177 @@ CASES: list[tuple[str, list[dict[str, Any]], bool]] = [
     ("prod-stateful-protected", [res(RDS, "db", deletionProtection=False, backupRetentionPeriod=1, tags=TAGS)], False),
     ("required-tags", [res("aws:ec2/vpc:Vpc", "vpc", cidrBlock="10.0.0.0/16",
                            tags={"project": "refarch", "stack": "dev", "environment": ""})], True),
+    # A module named after a Python keyword (`lambda` -> pulumi_aws.lambda_) is still checked.
+    ("required-tags", [res("aws:lambda/function:Function", "fn", name="refarch-dev-smoke-hook",
+                           tags={"project": "refarch"})], True),
     ("required-tags", [res("aws:ec2/vpc:Vpc", "vpc", cidrBlock="10.0.0.0/16", tags=TAGS),
                        # Neither an aws.ec2.Route nor a component takes tags.
                        res("aws:ec2/route:Route", "route", routeTableId="rtb", destinationCidrBlock="0.0.0.0/0"),
                        res("refarch:network:Network", "network")], False),
+]
+
+
+# --- the security floor (issue 11) ----------------------------------------------------------------
+
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/k-1"
+WEB_ACL = "aws:wafv2/webAcl:WebAcl"
+ACL_ARN = "arn:aws:wafv2:us-east-1:123456789012:regional/webacl/refarch-prod-web-acl/1"
+WAF_GROUP_ARN = "arn:aws:logs:us-east-1:123456789012:log-group:aws-waf-logs-refarch-prod"
+TASK_DEF = "aws:ecs/taskDefinition:TaskDefinition"
+MASTER_SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!db-1234-AbCd:password::"
+
+
+def kms_key(*patterns: str, operator: str = "ArnLike") -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": "CloudWatchLogsEncrypts", "Effect": "Allow",
+                                 "Principal": {"Service": "logs.us-east-1.amazonaws.com"},
+                                 "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:GenerateDataKey*"], "Resource": "*"}
+    if patterns:
+        statement["Condition"] = {operator: {"kms:EncryptionContext:aws:logs:arn": list(patterns)}}
+    root = {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "kms:*", "Resource": "*"}
+    return res("aws:kms/key:Key", "key", arn=KEY_ARN, id="k-1", policy=policy_doc(root, statement), tags=TAGS)
+
+
+STACK_GROUPS = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/refarch-dev/*"
+
+
+def log_group(name: str, key: str | None = KEY_ARN, days: int = 30, tags: dict[str, str] = TAGS,
+              arn: str | None = None) -> dict[str, Any]:
+    extra = {"kmsKeyId": key} if key else {}
+    return res(LOG_GROUP, name.strip("/").replace("/", "-"), name=name, retentionInDays=days, tags=tags,
+               arn=arn or f"arn:aws:logs:us-east-1:123456789012:log-group:{name}", **extra)
+
+
+def web_acl(*groups: str, count: str | None = None) -> dict[str, Any]:
+    rules = [{"name": g, "priority": i, "statement": {"managedRuleGroupStatement": {"name": g, "vendorName": "AWS"}},
+              "overrideAction": {"count": {}} if g == count else {"none": {}}} for i, g in enumerate(groups)]
+    return res(WEB_ACL, "waf", arn=ACL_ARN, id=ACL_ARN, scope="REGIONAL", rules=rules, tags=PROD_TAGS)
+
+
+def waf_logging(*headers: str, destination: str = WAF_GROUP_ARN) -> dict[str, Any]:
+    return res("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", "waf-logging",
+               resourceArn=ACL_ARN, logDestinationConfigs=[destination],
+               redactedFields=[{"singleHeader": {"name": h}} for h in headers])
+
+
+def access_logs(*, versioned: bool = True, days: int = 365, tags: dict[str, str] = PROD_TAGS) -> list[dict[str, Any]]:
+    bucket = res("aws:s3/bucket:Bucket", "alb-logs", id="refarch-prod-alb-logs", bucket="refarch-prod-alb-logs",
+                 tags=tags)
+    resources = [alb(tags, accessLogs={"bucket": "refarch-prod-alb-logs", "enabled": True}), bucket,
+                 res("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "alb-logs-expiry",
+                     bucket="refarch-prod-alb-logs", rules=[{"id": "expire", "status": "Enabled",
+                                                             "expiration": {"days": days}}])]
+    if versioned:
+        resources.append(res("aws:s3/bucketVersioning:BucketVersioning", "alb-logs-versioning",
+                             bucket="refarch-prod-alb-logs", versioningConfiguration={"status": "Enabled"}))
+    return resources
+
+
+def served(container_secrets: list[dict[str, str]]) -> list[dict[str, Any]]:
+    arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/refarch-dev-products:1"
+    task = res(TASK_DEF, "task", arn=arn, id=arn, family="refarch-dev-products", requiresCompatibilities=["FARGATE"],
+               containerDefinitions=json.dumps([container(secrets=container_secrets)]), tags=TAGS)
+    return [task, res(SERVICE, "svc", taskDefinition=arn, tags=TAGS,
+                      capacityProviderStrategies=[{"capacityProvider": "FARGATE", "weight": 1}])]
+
+
+def iam(*statements: dict[str, Any]) -> dict[str, Any]:
+    return res("aws:iam/policy:Policy", "deploy", policy=policy_doc(*statements), tags=TAGS)
+
+
+def allow(action: str | list[str], resource: str | list[str] = "*", **condition: Any) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": "S", "Effect": "Allow", "Action": action, "Resource": resource}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+ROLES = "arn:aws:iam::123456789012:role/refarch-dev-*"
+BOUNDED = {"ArnEquals": {"iam:PermissionsBoundary": "arn:aws:iam::123456789012:policy/refarch-dev-boundary"}}
+
+CASES += [
+    ("log-group-stack-key", [kms_key(STACK_GROUPS), log_group("/ecs/refarch-dev/products")], False),
+    ("log-group-stack-key", [kms_key(STACK_GROUPS), log_group("/ecs/refarch-dev/products", key="arn:other")], True),
+    # A group of another name than the key serves: CloudWatch Logs could not use the key for it.
+    ("log-group-stack-key", [kms_key(STACK_GROUPS), log_group("/ecs/refarch-prod/products")], True),
+    ("kms-logs-encryption-context", [kms_key(STACK_GROUPS)], False),
+    ("kms-logs-encryption-context", [kms_key()], True),
+    ("kms-logs-encryption-context", [kms_key("arn:aws:logs:us-east-1:123456789012:*")], True),
+    ("kms-logs-encryption-context", [kms_key("arn:aws:logs:us-east-1:123456789012:log-group:*")], True),
+    ("prod-audit-log-retention", [
+        res("aws:ec2/flowLog:FlowLog", "flow", logDestination=WAF_GROUP_ARN.replace("aws-waf-logs-refarch-prod", "/f"),
+            tags=PROD_TAGS),
+        log_group("/f", days=90, tags=PROD_TAGS)], True),
+    ("prod-audit-log-retention", [web_acl(), waf_logging("authorization", "cookie"),
+                                  log_group("aws-waf-logs-refarch-prod", days=30, tags=PROD_TAGS)], True),
+    ("prod-audit-log-retention", [log_group("/aws/rds/instance/refarch-prod-db/postgresql", days=180,
+                                            tags=PROD_TAGS)], True),
+    ("prod-audit-log-retention", access_logs(days=90), True),
+    ("prod-audit-log-retention", [*access_logs(days=365), log_group("/aws/rds/instance/x/postgresql", days=400,
+                                                                    tags=PROD_TAGS),
+                                  log_group("/ecs/refarch-prod/products", days=30, tags=PROD_TAGS)], False),
+    # Outside prod the stack file decides.
+    ("prod-audit-log-retention", [log_group("/aws/rds/instance/refarch-dev-db/postgresql", days=7)], False),
+    ("access-log-bucket-versioned", access_logs(versioned=False), True),
+    ("access-log-bucket-versioned", access_logs(), False),
+    ("waf-managed-rule-groups", [web_acl("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet")],
+     True),
+    ("waf-managed-rule-groups", [web_acl("AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesSQLiRuleSet",
+                                         count="AWSManagedRulesSQLiRuleSet")], True),
+    ("waf-managed-rule-groups", [web_acl("AWSManagedRulesKnownBadInputsRuleSet", "AWSManagedRulesSQLiRuleSet")],
+     False),
+    ("waf-logs-redacted", [web_acl()], True),
+    ("waf-logs-redacted", [web_acl(), waf_logging("authorization")], True),
+    ("waf-logs-redacted", [web_acl(), waf_logging("authorization", "cookie",
+                                                  destination="arn:aws:s3:::some-bucket")], True),
+    ("waf-logs-redacted", [web_acl(), waf_logging("Authorization", "cookie")], False),
+    ("rds-iam-auth", [res(RDS, "db", engine="postgres", tags=TAGS)], True),
+    ("rds-iam-auth", [res(RDS, "db", engine="postgres", iamDatabaseAuthenticationEnabled=True, tags=TAGS)], False),
+    ("cache-user-auth", [res(RG, "cache", authToken="[secret]", tags=TAGS)], True),
+    ("cache-user-auth", [res(RG, "cache", tags=TAGS)], True),
+    ("cache-user-auth", [res(RG, "cache", userGroupIds=["refarch-dev-cache-users"], tags=TAGS)], False),
+    ("rds-enhanced-monitoring", [res(RDS, "db", monitoringInterval=0, tags=PROD_TAGS)], True),
+    ("rds-enhanced-monitoring", [res(RDS, "db", monitoringInterval=60, tags=PROD_TAGS)], True),
+    ("rds-enhanced-monitoring", [res(RDS, "db", monitoringInterval=60, monitoringRoleArn="arn:role",
+                                     tags=PROD_TAGS)], False),
+    ("rds-enhanced-monitoring", [res(RDS, "db", databaseInsightsMode="advanced", tags=PROD_TAGS)], False),
+    ("rds-enhanced-monitoring-advisory", [res(RDS, "db", monitoringInterval=0, tags=TAGS)], True),
+    ("rds-enhanced-monitoring-advisory", [res(RDS, "db", monitoringInterval=0, tags=PROD_TAGS)], False),
+    ("ecs-service-no-master-secret", served([{"name": "DATABASE_PASSWORD", "valueFrom": MASTER_SECRET}]), True),
+    ("ecs-service-no-master-secret", served([{"name": "API_KEY", "valueFrom": "arn:aws:secretsmanager:us-east-1:"
+                                                                         "123456789012:secret:refarch-dev/k"}]), False),
+    # A migration task definition that no service runs may read it.
+    ("ecs-service-no-master-secret", served([])[:1] + [task_definition([container(
+        secrets=[{"name": "DATABASE_PASSWORD", "valueFrom": MASTER_SECRET}])])], False),
+    ("iam-no-escalation", [iam(allow(["iam:CreateRole", "iam:PutRolePolicy"], ROLES))], True),
+    ("iam-no-escalation", [iam(allow("iam:*", ROLES, **BOUNDED))], True),  # includes DeleteRolePermissionsBoundary
+    ("iam-no-escalation", [iam(allow("iam:PassRole", "*", StringEquals={"iam:PassedToService": "ecs-tasks.amazonaws.com"}))],
+     True),
+    ("iam-no-escalation", [iam(allow("iam:PassRole", ROLES))], True),
+    ("iam-no-escalation", [iam(allow(["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"], ROLES, **BOUNDED),
+                               allow("iam:PassRole", ROLES, StringEquals={"iam:PassedToService": ["ecs-tasks.amazonaws.com"]}),
+                               {"Effect": "Deny", "Action": "iam:DeleteRolePermissionsBoundary", "Resource": "*"})],
+     False),
+    # The old bootstrap's flaw: any key could be tagged into the environment, then used.
+    ("iam-ownership-fixed", [iam(allow(["kms:CreateKey", "kms:TagResource"], "*",
+                                       StringEquals={"aws:RequestTag/stack": "dev"}))], True),
+    ("iam-ownership-fixed", [iam(allow(["ec2:*", "acm:*"], "*", StringEquals={"aws:RequestedRegion": "us-east-1"}))],
+     True),
+    ("iam-ownership-fixed", [iam(allow("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1"))], True),
+    ("iam-ownership-fixed", [iam(
+        allow("kms:TagResource", "arn:aws:kms:us-east-1:123456789012:key/*",
+              StringEqualsIfExists={"aws:ResourceTag/stack": "dev", "aws:RequestTag/stack": "dev"}),
+        allow("ec2:CreateTags", "arn:aws:ec2:us-east-1:123456789012:*",
+              StringEquals={"ec2:CreateAction": ["CreateVpc"], "aws:RequestTag/stack": "dev"}),
+        allow("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z1",
+              **{"ForAllValues:StringLike": {"route53:ChangeResourceRecordSetsNormalizedRecordNames": ["api.x.com"]}}),
+        allow("ec2:Describe*", "*", StringEquals={"aws:RequestedRegion": "us-east-1"}))], False),
+    ("iam-role-boundary", [res("aws:iam/role:Role", "r", name="refarch-prod-x", tags=PROD_TAGS)], True),
+    ("iam-role-boundary", [res("aws:iam/role:Role", "r", name="refarch-prod-x", tags=PROD_TAGS,
+                               permissionsBoundary="arn:aws:iam::123456789012:policy/refarch-prod-boundary")], False),
+    ("iam-role-boundary-advisory", [res("aws:iam/role:Role", "r", name="refarch-dev-x", tags=TAGS)], True),
+    ("iam-role-boundary-advisory", [res("aws:iam/role:Role", "r", name="refarch-prod-x", tags=PROD_TAGS)], False),
 ]
 
 

@@ -8,6 +8,7 @@ never match its resources.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,73 @@ def _unprotected_database(resources: list[dict[str, Any]]) -> None:
     _one(resources, "aws:rds/instance:Instance")["inputs"]["deletionProtection"] = False
 
 
+def _short_flow_logs(resources: list[dict[str, Any]]) -> None:
+    group = next(r for r in resources if r["type"] == "aws:cloudwatch/logGroup:LogGroup"
+                 and r["inputs"]["name"].endswith("/vpc/flow-logs"))
+    group["inputs"]["retentionInDays"] = 90
+
+
+def _waf_logs_cookies(resources: list[dict[str, Any]]) -> None:
+    logging = _one(resources, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")
+    logging["inputs"]["redactedFields"] = [f for f in logging["inputs"]["redactedFields"]
+                                           if f["singleHeader"]["name"] != "cookie"]
+
+
+def _no_sqli_rules(resources: list[dict[str, Any]]) -> None:
+    acl = _one(resources, "aws:wafv2/webAcl:WebAcl")
+    acl["inputs"]["rules"] = [r for r in acl["inputs"]["rules"] if "SQLi" not in json.dumps(r.get("statement", {}))]
+
+
+def _unversioned_access_logs(resources: list[dict[str, Any]]) -> None:
+    resources.remove(_one(resources, "aws:s3/bucketVersioning:BucketVersioning"))
+
+
+def _no_enhanced_monitoring(resources: list[dict[str, Any]]) -> None:
+    db = _one(resources, "aws:rds/instance:Instance")["inputs"]
+    db["monitoringInterval"] = 0
+    del db["monitoringRoleArn"]
+
+
+def _cache_auth_token(resources: list[dict[str, Any]]) -> None:
+    _one(resources, "aws:elasticache/replicationGroup:ReplicationGroup")["inputs"]["authToken"] = "[secret]"
+
+
+def _service_gets_master_secret(resources: list[dict[str, Any]]) -> None:
+    task = next(r for r in resources if r["name"] == "services-products-task")
+    migrate = next(r for r in resources if r["name"] == "services-products-migrate")
+    task["inputs"]["containerDefinitions"] = migrate["inputs"]["containerDefinitions"]
+
+
+def _unbounded_role(resources: list[dict[str, Any]]) -> None:
+    del next(r for r in resources if r["type"] == "aws:iam/role:Role")["inputs"]["permissionsBoundary"]
+
+
+def _unencrypted_app_logs(resources: list[dict[str, Any]]) -> None:
+    del next(r for r in resources if r["type"] == "aws:cloudwatch/logGroup:LogGroup"
+             and r["inputs"]["name"].startswith("/ecs/"))["inputs"]["kmsKeyId"]
+
+
+def _key_for_every_log_group(resources: list[dict[str, Any]]) -> None:
+    key = _one(resources, "aws:kms/key:Key")
+    policy = json.loads(key["inputs"]["policy"])
+    for statement in policy["Statement"]:
+        if statement["Sid"] == "CloudWatchLogsEncrypts":
+            statement["Condition"] = {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                                  "arn:aws:logs:us-east-1:123456789012:*"}}
+    key["inputs"]["policy"] = json.dumps(policy)
+
+
 @pytest.mark.parametrize(("stack", "change", "policy"), [
+    ("prod", _short_flow_logs, "prod-audit-log-retention"),
+    ("prod", _waf_logs_cookies, "waf-logs-redacted"),
+    ("prod", _no_sqli_rules, "waf-managed-rule-groups"),
+    ("prod", _unversioned_access_logs, "access-log-bucket-versioned"),
+    ("prod", _no_enhanced_monitoring, "rds-enhanced-monitoring"),
+    ("staging", _cache_auth_token, "cache-user-auth"),
+    ("dev", _service_gets_master_secret, "ecs-service-no-master-secret"),
+    ("prod", _unbounded_role, "iam-role-boundary"),
+    ("dev", _unencrypted_app_logs, "log-group-kms"),
+    ("dev", _key_for_every_log_group, "kms-logs-encryption-context"),
     ("dev", _open_ssh, "sg-no-public-ingress"),
     ("dev", _cache_in_public_subnets, "data-stores-isolated"),
     ("dev", _force_ssl_off, "rds-force-ssl"),
