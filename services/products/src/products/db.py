@@ -106,9 +106,8 @@ class Database:
             max_size=settings.pool_max_size,
             kwargs=self._connect_kwargs,  # called for every new connection
             connection_class=_tracking_connection_class(self.breaker),
-            # Validate a connection before handing it out: after an RDS failover
-            # or an idle-connection reset the pool replaces it instead of failing a request.
-            check=AsyncConnectionPool.check_connection,
+            # No pool-level check: its retry backs off 1 s, 2 s, ... per broken connection
+            # (after a failover every pooled one is). _with_connection checks instead.
             timeout=settings.pool_timeout,  # max wait for a free connection
             max_idle=300,
             name="products-db",
@@ -172,6 +171,17 @@ class Database:
         return await self._run(fetch)
 
     async def _with_connection(self, operation: Callable[[Conn], Awaitable[T]]) -> T:
+        # Validate a connection before using it: after a failover, a restart or an idle
+        # reset, a broken one goes back to the pool (which discards and replaces it) and the
+        # next is tried at once. The operation itself is never retried (an INSERT must not
+        # run twice).
+        for _ in range(self.settings.pool_max_size):
+            async with self.pool.connection() as conn:
+                try:
+                    await conn.execute("")
+                except psycopg.OperationalError:
+                    continue
+                return await operation(conn)
         async with self.pool.connection() as conn:
             return await operation(conn)
 
