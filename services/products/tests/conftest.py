@@ -14,6 +14,7 @@ message when the ``CI`` environment variable is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -33,6 +35,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -420,3 +423,30 @@ def db(postgres_server: PostgresServer, app_database: str) -> Iterator[psycopg.C
 def cache(redis_server: RedisServer) -> Iterator[redis.Redis]:
     with redis_server.client() as client:
         yield client
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn (HTTP/1.1 over TCP) in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the app did not start under uvicorn")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

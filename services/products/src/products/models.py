@@ -30,9 +30,11 @@ from pydantic_core import PydanticCustomError
 NAME_MAX_LENGTH = 200
 PRICE_MAX_DIGITS = 12  # NUMERIC(12, 2) in the database
 CENT = Decimal("0.01")
-_FORBIDDEN = r"\x00-\x1f\x7f-\x9f\ud800-\udfff"
-# First and last character: not whitespace, not forbidden; in between: not forbidden.
-NAME_PATTERN = rf"^[^\s{_FORBIDDEN}](?:[^{_FORBIDDEN}]*[^\s{_FORBIDDEN}])?$"
+_FORBIDDEN = r"\u0000-\u001f\u007f-\u009f"  # C0, DEL, C1 (NUL, tab, newline, ESC, ...)
+# Spelled out rather than "\s", whose meaning differs between Python and ECMA-262 regexes.
+_SPACE = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# First and last character: neither space nor forbidden; in between: not forbidden.
+NAME_PATTERN = rf"^[^{_SPACE}{_FORBIDDEN}](?:[^{_FORBIDDEN}]*[^{_SPACE}{_FORBIDDEN}])?$"
 PRICE_PATTERN = r"^(?:0|[1-9][0-9]{0,9})(?:\.[0-9]{1,2})?$"
 # What a pattern mismatch means, in words (the 422 says this instead of the regex).
 PATTERN_MESSAGES = {
@@ -53,8 +55,9 @@ def _format_timestamp(value: datetime) -> str:
 
 def _no_trailing_newline(value: str) -> str:
     # Python's "$" also matches before a final newline; ECMA-262 (JSON Schema's dialect)
-    # does not. A name ending in "\n" is refused, as the published pattern says.
-    if value.endswith("\n"):
+    # does not. A name ending in "\n" is refused, as the published pattern says. Unpaired
+    # surrogates (JSON "\ud800") are not text at all; no portable pattern can name them.
+    if value.endswith("\n") or any("\ud800" <= char <= "\udfff" for char in value):
         raise PydanticCustomError("string_pattern_mismatch", "String should match pattern")
     return value
 
