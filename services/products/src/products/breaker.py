@@ -1,7 +1,7 @@
 """A circuit breaker: after a dependency fails, stop waiting on it until a probe succeeds.
 
 Closed: calls go through. A failure opens it: calls are refused at once (no connect
-timeout, no pool wait) and one background probe runs every ``reset_seconds``; the first
+timeout, no pool wait) and one background probe runs every ``reset_seconds``; only a
 probe that succeeds closes it again. Requests never serve as probes, so none of them pays
 for a dead or frozen dependency once the breaker is open.
 """
@@ -31,20 +31,25 @@ class CircuitBreaker:
         self.reset_seconds = reset_seconds
         self.probe_timeout = probe_timeout
         self.opened_at: float | None = None
+        self.opened = asyncio.Event()  # set while open: lets waiters give up at once
         self._prober: asyncio.Task[None] | None = None
 
     @property
     def is_open(self) -> bool:
         return self.opened_at is not None
 
-    def record_success(self) -> None:
+    def _close(self) -> None:
+        # Only a probe closes the breaker: a request that was already under way when the
+        # dependency failed may still succeed, and must not reopen the floodgates.
         if self.opened_at is not None:
             log.info("%s is back after %.1f s", self.name, time.monotonic() - self.opened_at)
         self.opened_at = None
+        self.opened.clear()
 
     def record_failure(self, reason: str) -> None:
         if self.opened_at is None:
             self.opened_at = time.monotonic()
+            self.opened.set()
             log.warning(
                 "%s unavailable (%s): failing fast until a probe succeeds", self.name, reason
             )
@@ -60,7 +65,7 @@ class CircuitBreaker:
             except Exception as exc:  # noqa: BLE001 - any failure keeps the breaker open
                 log.debug("%s probe failed (%s)", self.name, type(exc).__name__)
                 continue
-            self.record_success()
+            self._close()
 
     async def close(self) -> None:
         if self._prober is not None:

@@ -107,7 +107,6 @@ class Cache:
         except (RedisError, ConnectionError, OSError, TimeoutError) as exc:
             self.breaker.record_failure(type(exc).__name__)
             raise CacheUnavailable(type(exc).__name__) from exc
-        self.breaker.record_success()
         return result
 
     async def ping(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -170,7 +171,9 @@ class Database:
 
         return await self._run(fetch)
 
-    async def _with_connection(self, operation: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _with_connection(
+        self, operation: Callable[[Conn], Awaitable[T]], acquired: asyncio.Event
+    ) -> T:
         # Validate a connection before using it: after a failover, a restart or an idle
         # reset, a broken one goes back to the pool (which discards and replaces it) and the
         # next is tried at once. The operation itself is never retried (an INSERT must not
@@ -181,8 +184,10 @@ class Database:
                     await conn.execute("")
                 except psycopg.OperationalError:
                     continue
+                acquired.set()
                 return await operation(conn)
         async with self.pool.connection() as conn:
+            acquired.set()
             return await operation(conn)
 
     async def _run(
@@ -190,17 +195,29 @@ class Database:
     ) -> T:
         if self.breaker.is_open:
             raise DatabaseUnavailable("circuit open")
-        task = asyncio.ensure_future(self._with_connection(operation))
+        acquired = asyncio.Event()
+        task = asyncio.ensure_future(self._with_connection(operation, acquired))
+        opened = asyncio.ensure_future(self.breaker.opened.wait())
         try:
-            done, _ = await asyncio.wait({task}, timeout=deadline or self.deadline)
+            done, _ = await asyncio.wait(
+                {task, opened}, timeout=deadline or self.deadline, return_when=FIRST_COMPLETED
+            )
+            if task not in done and opened in done and acquired.is_set():
+                # The query is under way on a connection that may be fine: give it the
+                # rest of its deadline rather than leave its outcome unknown.
+                done, _ = await asyncio.wait({task}, timeout=deadline or self.deadline)
         except asyncio.CancelledError:
             task.cancel()
             raise
-        if not done:
+        finally:
+            opened.cancel()
+        if task not in done:
             # Cancelling makes psycopg cancel the query and the pool discard the connection;
             # that may take a while against a frozen server, so it happens in the background.
             task.cancel()
             task.add_done_callback(_consume)
+            if self.breaker.is_open:  # still waiting for a connection: none is coming
+                raise DatabaseUnavailable("circuit open")
             self.breaker.record_failure("no answer before the deadline")
             raise DatabaseUnavailable("no answer before the deadline")
         try:
@@ -212,5 +229,4 @@ class Database:
         except psycopg.OperationalError as exc:
             self.breaker.record_failure(type(exc).__name__)
             raise DatabaseUnavailable(type(exc).__name__) from exc
-        self.breaker.record_success()
         return result
