@@ -508,3 +508,9 @@ def serving(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+@pytest.fixture
+def serve() -> Callable[[Settings], contextlib.AbstractContextManager[str]]:
+    """``serving`` as a fixture: test modules cannot import conftest (importlib import mode)."""
+    return serving

@@ -17,16 +17,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import MIGRATIONS_DIR, PostgresServer, RedisServer, serving
 
 from products.config import Settings
 from products.migrate import apply_migrations
 
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 STATEMENT_TIMEOUT_MS = 1000  # client deadline = 1.5 s
-FAST = 0.1  # seconds: what "fails fast" means once the breaker is open
+# Seconds: what "fails fast" means once a breaker is open (measured: a few ms; the margin is
+# for two cores shared with the rest of the suite). Without the breakers these were 1.5 s
+# (frozen database: the deadline), 5 s (refused: the pool wait) and 0.4 s (cache timeouts).
+FAST = 0.25
 
 
 @dataclass
@@ -134,7 +138,7 @@ def _report(label: str, outcomes: list[Outcome]) -> None:
     )
 
 
-def _stored(server: PostgresServer, database: str, prefix: str) -> dict[str, list[str]]:
+def _stored(server: Any, database: str, prefix: str) -> dict[str, list[str]]:
     with server.connect(database) as conn:
         rows = conn.execute(
             "SELECT name, id::text FROM products WHERE name LIKE %s", (f"{prefix}%",)
@@ -164,14 +168,14 @@ def _assert_nothing_lost_or_duplicated(
 
 
 @pytest.fixture
-def private_db(postgres_factory) -> tuple[PostgresServer, str]:
+def private_db(postgres_factory) -> tuple[Any, str]:
     server = postgres_factory()
     database = server.create_database("faults")
     apply_migrations(server.conninfo(database), MIGRATIONS_DIR, log=lambda _line: None)
     return server, database
 
 
-def _settings(server: PostgresServer, database: str, redis: RedisServer) -> Settings:
+def _settings(server: Any, database: str, redis: Any) -> Settings:
     return Settings(
         database=server.database_settings(
             database, statement_timeout_ms=STATEMENT_TIMEOUT_MS, connect_timeout=2, pool_max_size=4
@@ -181,10 +185,10 @@ def _settings(server: PostgresServer, database: str, redis: RedisServer) -> Sett
     )
 
 
-def test_database_stopped_fails_fast_and_recovers(private_db, redis_server) -> None:
+def test_database_stopped_fails_fast_and_recovers(private_db, redis_server, serve) -> None:
     server, database = private_db
     prefix = f"dbstop-{uuid.uuid4().hex[:6]}"
-    with serving(_settings(server, database, redis_server)) as base, Load(base, prefix) as load:
+    with serve(_settings(server, database, redis_server)) as base, Load(base, prefix) as load:
         time.sleep(0.5)
         server.stop()
         down = load.mark()
@@ -207,8 +211,9 @@ def test_database_stopped_fails_fast_and_recovers(private_db, redis_server) -> N
     creates = [o for o in during if o.kind == "create"]
     assert creates and all(o.status == 503 for o in creates[len(load._threads) :])
     # Requests in flight when it stopped may take up to the deadline; after that, fail fast.
-    assert max(o.seconds for o in during) < STATEMENT_TIMEOUT_MS / 1000 + 1.0
-    assert _p([o.seconds for o in creates[len(load._threads) :]], 0.95) < FAST
+    seconds = sorted(o.seconds for o in during)
+    assert seconds[-1] < STATEMENT_TIMEOUT_MS / 1000 + 1.0, seconds[-10:]
+    assert _p([o.seconds for o in creates[len(load._threads) :]], 0.95) < FAST, seconds[-20:]
     assert all(status == 200 and seconds < FAST for status, seconds in live), live
     assert ready[0] == 503 and ready[1] < FAST, ready
     assert any(o.status == 201 for o in after)
@@ -216,10 +221,10 @@ def test_database_stopped_fails_fast_and_recovers(private_db, redis_server) -> N
     _assert_nothing_lost_or_duplicated(outcomes, _stored(server, database, prefix), refused)
 
 
-def test_database_frozen_is_bounded_and_recovers(private_db, redis_server) -> None:
+def test_database_frozen_is_bounded_and_recovers(private_db, redis_server, serve) -> None:
     server, database = private_db
     prefix = f"dbfreeze-{uuid.uuid4().hex[:6]}"
-    with serving(_settings(server, database, redis_server)) as base, Load(base, prefix) as load:
+    with serve(_settings(server, database, redis_server)) as base, Load(base, prefix) as load:
         time.sleep(0.5)
         server.signal_all(signal.SIGSTOP)
         try:
@@ -240,8 +245,9 @@ def test_database_frozen_is_bounded_and_recovers(private_db, redis_server) -> No
     )
 
     deadline = STATEMENT_TIMEOUT_MS / 1000 + 0.5
-    assert during and max(o.seconds for o in during) < deadline + 0.5  # nothing waits it out
-    assert statistics.median(o.seconds for o in during) < FAST  # the breaker answers the rest
+    seconds = sorted(o.seconds for o in during)
+    assert seconds and seconds[-1] < deadline + 0.5, seconds[-10:]  # nothing waits it out
+    assert statistics.median(seconds) < FAST, seconds  # the breaker answers the rest
     assert all(status == 200 and seconds < FAST for status, seconds in live), live
     assert ready[0] == 503 and ready[1] < deadline + 0.5, ready
     assert any(o.status == 201 for o in after)
@@ -251,11 +257,11 @@ def test_database_frozen_is_bounded_and_recovers(private_db, redis_server) -> No
 
 
 @pytest.mark.parametrize("fault", ["stopped", "frozen"])
-def test_cache_fault_costs_reads_nothing(fault: str, private_db, redis_factory) -> None:
+def test_cache_fault_costs_reads_nothing(fault: str, private_db, redis_factory, serve) -> None:
     server, database = private_db
     cache = redis_factory()
     prefix = f"cache{fault}-{uuid.uuid4().hex[:6]}"
-    with serving(_settings(server, database, cache)) as base, Load(base, prefix) as load:
+    with serve(_settings(server, database, cache)) as base, Load(base, prefix) as load:
         time.sleep(0.5)
         if fault == "stopped":
             cache.stop()
@@ -274,18 +280,19 @@ def test_cache_fault_costs_reads_nothing(fault: str, private_db, redis_factory) 
     assert during and all(o.status in (200, 201) for o in during)  # the cache is optional
     assert ready.status_code == 200 and ready.json()["cache"] == "degraded"
     reads = [o.seconds for o in during if o.kind == "read"]
-    # At most the first reads pay the cache timeout (0.2 s, twice with the retry); then none.
-    assert max(reads) < 1.0
-    assert _p(reads, 0.9) < FAST
+    # At most the reads in flight when it broke pay the cache timeout (0.2 s, twice with
+    # the retry); after that none does.
+    slow = [seconds for seconds in reads if seconds >= 0.2]
+    assert max(reads) < 1.5, reads
+    assert len(slow) <= load.workers + 2, slow
+    assert _p(reads, 0.9) < FAST, reads
     _assert_nothing_lost_or_duplicated(load.outcomes, _stored(server, database, prefix))
 
 
-def test_breaker_closes_again_when_the_cache_returns(
-    private_db, redis_factory, tmp_path: Path
-) -> None:
+def test_breaker_closes_again_when_the_cache_returns(private_db, redis_factory, serve) -> None:
     server, database = private_db
     cache = redis_factory()
-    with serving(_settings(server, database, cache)) as base, httpx.Client(base_url=base) as client:
+    with serve(_settings(server, database, cache)) as base, httpx.Client(base_url=base) as client:
         product = client.post("/products", json={"name": "cached", "price": "2.00"}).json()
         url = f"/products/{product['id']}"
         cache.process.send_signal(signal.SIGSTOP)

@@ -11,17 +11,15 @@ import shutil
 import subprocess
 import sys
 
-from conftest import serving
-
 from products.config import Settings
 
 # Enough to cover every operation and status in well under a minute on two shared cores.
 MAX_EXAMPLES = int(os.environ.get("PRODUCTS_SCHEMATHESIS_EXAMPLES", "25"))
 
 
-def test_schemathesis_finds_nothing(settings: Settings, tmp_path) -> None:
+def test_schemathesis_finds_nothing(settings: Settings, serve, tmp_path) -> None:
     st = shutil.which("st", path=os.path.dirname(sys.executable)) or "st"
-    with serving(settings) as base:
+    with serve(settings) as base:
         result = subprocess.run(  # noqa: S603 - fixed argv
             [
                 st,

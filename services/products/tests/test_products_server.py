@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import serving
 
 from products.__main__ import main as server_main
 from products.db import Database
@@ -104,13 +103,13 @@ def test_server_refuses_to_start_without_configuration(
 
 
 def test_an_unhandled_error_says_connection_close_and_the_next_request_works(
-    settings, monkeypatch: pytest.MonkeyPatch
+    settings, serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def broken(self, name, price):  # a bug, not a database outage
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Database, "insert_product", broken)
-    with serving(settings) as base, httpx.Client(base_url=base, timeout=5) as client:
+    with serve(settings) as base, httpx.Client(base_url=base, timeout=5) as client:
         failed = client.post("/products", json={"name": "Mug", "price": "1.00"})
         assert failed.status_code == 500
         assert failed.headers["connection"] == "close"
@@ -121,8 +120,8 @@ def test_an_unhandled_error_says_connection_close_and_the_next_request_works(
         assert client.get("/health/live").status_code == 200
 
 
-def test_head_and_options_over_real_http(settings) -> None:
-    with serving(settings) as base, httpx.Client(base_url=base, timeout=5) as client:
+def test_head_and_options_over_real_http(settings, serve) -> None:
+    with serve(settings) as base, httpx.Client(base_url=base, timeout=5) as client:
         get, head = client.get("/health/live"), client.head("/health/live")
         assert head.status_code == 200 and head.content == b""
         assert head.headers["content-length"] == get.headers["content-length"]
