@@ -6,12 +6,14 @@ for, the action and user, the SigV4 service/region scope, and the 15-minute expi
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import botocore.session
 import pytest
 
+from products.cache import Cache
 from products.config import ConfigError, Settings
 from products.credentials import (
     TOKEN_LIFETIME_SECONDS,
@@ -21,6 +23,7 @@ from products.credentials import (
     PasswordFile,
     RdsIamToken,
 )
+from products.db import Database
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 
@@ -171,3 +174,26 @@ def test_password_mode_takes_a_password_or_a_file(tmp_path) -> None:
     settings = Settings.from_env(base | {"DATABASE_PASSWORD_FILE": str(secret)})
     assert settings.database.credential()() == "from-file"
     assert settings.cache.credential() is None
+
+
+def test_iam_mode_logs_in_with_a_fresh_token_per_connection(session) -> None:
+    # What the pool hands libpq for each new connection, and what redis-py sends with AUTH.
+    settings = Settings.from_env(IAM_ENV)
+
+    async def connect_arguments() -> tuple[dict, tuple]:
+        database = Database(settings.database)
+        cache = Cache(settings.cache)
+        try:
+            kwargs = await database._connect_kwargs()
+            provider = cache.client.connection_pool.connection_kwargs["credential_provider"]
+            return kwargs, await provider.get_credentials_async()
+        finally:
+            await cache.close()
+
+    kwargs, (user, token) = asyncio.run(connect_arguments())
+    host, query = _parse(kwargs["password"])
+    assert host == "db.internal:5432" and query["DBUser"] == "app_rw"
+    assert "password" not in settings.database.conninfo()  # only ever per connection
+    assert user == "app-user"
+    host, query = _parse(token)
+    assert host == "prod-cache" and query["User"] == "app-user"
