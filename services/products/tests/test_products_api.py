@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +17,7 @@ from fastapi.testclient import TestClient
 from products.app import create_app
 from products.cache import product_key
 from products.config import CacheSettings, Settings
-from products.db import Database, InvalidData
+from products.db import Database, DatabaseUnavailable, InvalidData
 from products.errors import MAX_BODY_BYTES, MAX_ERRORS
 
 
@@ -404,3 +405,26 @@ def test_recent_products_are_listed_newest_first_and_limited(client: TestClient)
     assert listed.status_code == 200
     assert [p["id"] for p in listed.json()] == ids[::-1][:2]
     assert client.get("/products", params={"limit": 0}).status_code == 422
+
+
+def test_statement_timeout_bounds_a_slow_query_without_opening_the_breaker(
+    settings: Settings,
+) -> None:
+    async def scenario() -> tuple[float, bool]:
+        database = Database(replace(settings.database, statement_timeout_ms=200))
+        await database.open()
+        try:
+
+            async def slow(conn) -> None:
+                await conn.execute("SELECT pg_sleep(5)")
+
+            started = time.perf_counter()
+            with pytest.raises(DatabaseUnavailable, match="QueryCanceled"):
+                await database._run(slow)
+            return time.perf_counter() - started, database.breaker.is_open
+        finally:
+            await database.close()
+
+    seconds, breaker_open = asyncio.run(scenario())
+    assert seconds < 0.6  # the server's own statement_timeout, not the client deadline
+    assert not breaker_open  # a slow query says nothing about the database being down

@@ -195,17 +195,19 @@ class Database:
     ) -> T:
         if self.breaker.is_open:
             raise DatabaseUnavailable("circuit open")
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + (deadline or self.deadline)
         acquired = asyncio.Event()
         task = asyncio.ensure_future(self._with_connection(operation, acquired))
         opened = asyncio.ensure_future(self.breaker.opened.wait())
         try:
             done, _ = await asyncio.wait(
-                {task, opened}, timeout=deadline or self.deadline, return_when=FIRST_COMPLETED
+                {task, opened}, timeout=ends - loop.time(), return_when=FIRST_COMPLETED
             )
             if task not in done and opened in done and acquired.is_set():
                 # The query is under way on a connection that may be fine: give it the
                 # rest of its deadline rather than leave its outcome unknown.
-                done, _ = await asyncio.wait({task}, timeout=deadline or self.deadline)
+                done, _ = await asyncio.wait({task}, timeout=max(0.0, ends - loop.time()))
         except asyncio.CancelledError:
             task.cancel()
             raise
@@ -226,6 +228,9 @@ class Database:
             raise DatabaseUnavailable(type(exc).__name__) from exc
         except (psycopg.DataError, psycopg.IntegrityError) as exc:
             raise InvalidData(_why(exc)) from exc
+        except psycopg.errors.QueryCanceled as exc:
+            # statement_timeout: the server answered, so it is alive; this query was too slow.
+            raise DatabaseUnavailable(type(exc).__name__) from exc
         except psycopg.OperationalError as exc:
             self.breaker.record_failure(type(exc).__name__)
             raise DatabaseUnavailable(type(exc).__name__) from exc
