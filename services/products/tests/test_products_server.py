@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from products.__main__ import main as server_main
+from products.config import Settings
 from products.db import Database
 
 
@@ -132,3 +133,15 @@ def test_head_and_options_over_real_http(settings, serve) -> None:
         )
         assert too_big.status_code == 413 and too_big.headers["connection"] == "close"
         assert client.get("/health/live").status_code == 200
+
+
+def test_container_healthcheck_probes_liveness_so_a_database_outage_restarts_nothing(
+    settings, serve, postgres_server, unused_port: int
+) -> None:
+    down = Settings(
+        database=postgres_server.database_settings(settings.database.name, port=unused_port),
+        cache=settings.cache,
+    )
+    with serve(down) as base:
+        assert httpx.get(f"{base}/health/ready", timeout=5).status_code == 503
+        assert _probe(int(base.rsplit(":", 1)[1])).returncode == 0
