@@ -47,6 +47,7 @@ def test_schemathesis_finds_nothing(settings: Settings, serve, tmp_path) -> None
             text=True,
             timeout=300,
             check=False,
+            cwd=tmp_path,  # its cache (.schemathesis/) stays out of the source tree
             env=os.environ | {"SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
         )
     output = result.stdout + result.stderr
