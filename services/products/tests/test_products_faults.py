@@ -31,6 +31,9 @@ STATEMENT_TIMEOUT_MS = 1000  # client deadline = 1.5 s
 # for two cores shared with the rest of the suite). Without the breakers these were 1.5 s
 # (frozen database: the deadline), 5 s (refused: the pool wait) and 0.4 s (cache timeouts).
 FAST = 0.25
+# Every single liveness answer, not a percentile: one scheduling stall on a loaded machine must not
+# fail the run, and waiting on the database would still show (its deadline is 1.5 s).
+LIVE = 1.0
 
 
 @dataclass
@@ -214,7 +217,7 @@ def test_database_stopped_fails_fast_and_recovers(private_db, redis_server, serv
     seconds = sorted(o.seconds for o in during)
     assert seconds[-1] < STATEMENT_TIMEOUT_MS / 1000 + 1.0, seconds[-10:]
     assert _p([o.seconds for o in creates[len(load._threads) :]], 0.95) < FAST, seconds[-20:]
-    assert all(status == 200 and seconds < FAST for status, seconds in live), live
+    assert all(status == 200 and seconds < LIVE for status, seconds in live), live
     assert ready[0] == 503 and ready[1] < FAST, ready
     assert any(o.status == 201 for o in after)
     refused = {o.name for o in creates[len(load._threads) :] if o.status == 503}
@@ -248,7 +251,7 @@ def test_database_frozen_is_bounded_and_recovers(private_db, redis_server, serve
     seconds = sorted(o.seconds for o in during)
     assert seconds and seconds[-1] < deadline + 0.5, seconds[-10:]  # nothing waits it out
     assert statistics.median(seconds) < FAST, seconds  # the breaker answers the rest
-    assert all(status == 200 and seconds < FAST for status, seconds in live), live
+    assert all(status == 200 and seconds < LIVE for status, seconds in live), live
     assert ready[0] == 503 and ready[1] < deadline + 0.5, ready
     assert any(o.status == 201 for o in after)
     # A create abandoned at the deadline may still commit when the server resumes (its
