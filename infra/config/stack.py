@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
@@ -13,6 +13,7 @@ from infra.config.deployment import routing_problems
 from infra.config.gateway import GatewayConfig
 from infra.config.network import NetworkConfig
 from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
+from infra.config.regions import REGION_AZS, suggest_region
 from infra.config.services import ServiceConfig
 
 PROD_AUDIT_LOG_DAYS = 365
@@ -20,7 +21,7 @@ PROD_AUDIT_LOG_DAYS = 365
 
 class StackConfig(Strict):
     environment: Literal["dev", "staging", "prod"]
-    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    region: str
     network: NetworkConfig = NetworkConfig()
     gateway: GatewayConfig = GatewayConfig()
     services: Annotated[list[ServiceConfig], Field(min_length=1)]
@@ -32,9 +33,20 @@ class StackConfig(Strict):
     # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
     images: dict[str, str] = {}
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in REGION_AZS:
+            raise ValueError(f"{value!r} is not an AWS region this program knows{suggest_region(value)}")
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
         problems: list[str] = []
+        available = REGION_AZS[self.region]
+        if self.network.az_count > available:
+            problems.append(f"network.az_count: {self.region} has {available} availability zones, "
+                            f"{self.network.az_count} asked for")
         seen: dict[str, int] = {}
         for i, svc in enumerate(self.services):
             if svc.name in seen:
