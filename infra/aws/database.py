@@ -92,7 +92,7 @@ class Database(pulumi.ComponentResource):
         )
         # The family carries the major version, so a major upgrade creates the new group beside the
         # old one instead of modifying a group the running instance still uses.
-        family = f"postgres{cfg.major_version}"
+        family = cfg.parameter_group_family
         params = aws.rds.ParameterGroup(
             f"{name}-params",
             name=f"{prefix}-{family}",

@@ -22,6 +22,7 @@ import pulumi_random as random
 from infra.aws import deployment
 from infra.aws.monitoring import deployment_alarm_names
 from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig, naming
+from infra.config.services import ROUTES_PER_SERVICE
 from infra.tags import with_name
 
 # Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
@@ -49,7 +50,6 @@ KEEP_IMAGES = 30
 
 # Listener rule priority = base + 10 * service index + route index: stable, unique, readable.
 RULE_PRIORITY_BASE = 100
-ROUTES_PER_SERVICE = 10
 
 XRAY_ACTIONS = [
     "xray:PutTraceSegments",
@@ -160,9 +160,7 @@ def capacity_strategy(spot_share: int) -> list[dict[str, Any]]:
 
 def rule_priorities(service_index: int, svc: ServiceConfig) -> list[int]:
     """One listener rule priority per route of the service at `service_index`."""
-    if len(svc.routes) > ROUTES_PER_SERVICE:
-        raise ValueError(f"services.{svc.name}: at most {ROUTES_PER_SERVICE} routes per service "
-                         f"(listener rule priorities are spaced {ROUTES_PER_SERVICE} apart)")
+    # At most ROUTES_PER_SERVICE routes: checked by the schema (infra/config/services.py).
     return [RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * service_index + j for j in range(len(svc.routes))]
 
 

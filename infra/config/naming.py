@@ -37,6 +37,8 @@ _ECR = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]
 _IAM = re.compile(r"^[\w+=,.@-]+$")
 _LAMBDA = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_GROUP = re.compile(r"^[\w./#-]+$")
+# Service names the schema accepts (others get their own error from the service's field).
+_SERVICE = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _PULUMI_STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -159,7 +161,7 @@ def stack_name_problems(stack: str, region: object, services: object, project: s
     pairs: list[tuple[str, int]] = []
     if isinstance(services, list):
         for svc in services:
-            if isinstance(svc, dict) and isinstance(svc.get("name"), str) and re.match(r"^[a-z][a-z0-9-]*$", svc["name"]):
+            if isinstance(svc, dict) and isinstance(svc.get("name"), str) and _SERVICE.match(svc["name"]):
                 port = svc.get("port", 8080)
                 pairs.append((svc["name"], port if isinstance(port, int) else 8080))
     problems = []
