@@ -228,11 +228,10 @@ def command(stack: str, out: str | None) -> Synth:
     import json
     import time
     from collections import Counter
-    from pathlib import Path
 
     from rich.table import Table
 
-    from ops.console import err
+    from ops.console import err, write_output
     from ops.console import out as stdout
 
     started = time.perf_counter()
@@ -248,8 +247,7 @@ def command(stack: str, out: str | None) -> Synth:
     console = err if out is None else stdout
     console.print(table, width=max(console.width, 110))  # type tokens are long; never truncate them
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        write_output(out, json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
         err.print(f"wrote {out}")
     else:
         stdout.print_json(json.dumps(result.to_json(), sort_keys=True))
