@@ -153,7 +153,7 @@ def command(stack: str, synth_file: str | None = None) -> list[Violation]:
     else:
         from ops.synth import synth_stack
 
-        synth_json = synth_stack(stack).to_json()
+        synth_json = synth_stack(stack, reclaim=False).to_json()
 
     violations = evaluate(synth_json)
     mandatory = [v for v in violations if v.level == "mandatory"]

@@ -21,7 +21,7 @@ def load_synth(stack: str, synth_file: str | None = None) -> SynthJson:
     if synth_file is None:
         from ops.synth import synth_stack
 
-        return synth_stack(stack).to_json()
+        return synth_stack(stack, reclaim=False).to_json()  # a task's one synth: the process exits soon
     document = read_synth_file(synth_file)
     if document.get("stack") not in (None, stack):
         raise OpsError(f"{synth_file}: synth output of stack {document['stack']!r}, not {stack!r}")
@@ -81,12 +81,12 @@ def read_stack_synth(path: str, stack: str) -> SynthJson:
 
 
 def layers(document: SynthJson) -> dict[str, str]:
-    """URN -> architecture layer, by `ops.synth.layer_of` (the outermost `refarch:<layer>:*` ancestor)."""
-    from ops.synth import Synth, layer_of
+    """URN -> architecture layer, by `ops.synth.layers_of` (the outermost `refarch:<layer>:*` ancestor)."""
+    from ops.synth import Synth, layers_of
 
     synth = Synth(project=document.get("project", ""), stack=document.get("stack", ""),
                   resources=document["resources"], outputs=document.get("outputs", {}))
-    return {r["urn"]: layer_of(synth, r) for r in synth.resources}
+    return layers_of(synth)
 
 
 def is_component(resource: dict[str, Any]) -> bool:

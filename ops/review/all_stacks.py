@@ -43,7 +43,7 @@ def review_stack(stack: str, out_dir: Path, base_dir: Path | None = None) -> Sta
     except ConfigError as exc:
         result.problem = f"invalid stack config:\n{exc}"
         return result
-    document = run(config, stack).to_json()
+    document = run(config, stack, reclaim=False).to_json()
     result.resources = sum(1 for r in document["resources"] if not r["type"].startswith(("refarch:", "pulumi:")))
     base_path = base_dir / f"{stack}.json" if base_dir else None
     base = load_base(stack, str(base_path)) if base_path and base_path.is_file() else None
