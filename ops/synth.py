@@ -259,8 +259,8 @@ def command(stack: str, out: str | None) -> Synth:
     started = time.perf_counter()
     result = synth_stack(stack, reclaim=False)
     elapsed = time.perf_counter() - started
-    layer = layers_of(result)
-    counts = Counter((layer[r["urn"]], r["type"]) for r in result.resources if not r["type"].startswith(f"{PROJECT}:"))
+    layer_by_urn = layers_of(result)
+    counts = Counter((layer_by_urn[r["urn"]], r["type"]) for r in result.resources if not r["type"].startswith(f"{PROJECT}:"))
     table = Table(title=f"{result.project}/{stack}: {sum(counts.values())} resources in {elapsed:.2f} s")
     table.add_column("layer")
     table.add_column("type")
