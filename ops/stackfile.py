@@ -10,6 +10,8 @@ from infra.config.yamlfile import load as load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"
+# What a Pulumi stack settings file holds at its top level (a typo there would drop the whole config).
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 
 
 def stack_path(stack: str) -> Path:
@@ -37,6 +39,14 @@ def read_values(stack: str, path: Path | None = None) -> dict[str, object]:
         raise ConfigError(exc.lines) from None
     if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
         raise ConfigError([f"{source}: config: expected a mapping of `<namespace>:<key>: value`"])
+    unknown = [key for key in document if key not in STACK_FILE_KEYS]
+    if unknown:
+        import difflib
+
+        raise ConfigError([f"{source}: {key}: not a stack file key"
+                           + (f" (did you mean {match[0]!r}?)" if (match := difflib.get_close_matches(
+                               str(key), STACK_FILE_KEYS, n=1)) else f" (known: {', '.join(STACK_FILE_KEYS)})")
+                           for key in unknown])
     return dict(document.get("config") or {})
 
 

@@ -55,6 +55,12 @@ def test_tab_indentation_is_explained(tmp_path):
         "(line has a tab character: YAML indents with spaces only)"]
 
 
+def test_top_level_keys_are_checked(tmp_path):
+    assert lines_of(tmp_path, PROD.replace("config:", "confg:", 1)) == [
+        "F: confg: not a stack file key (did you mean 'config'?)"]
+    assert lines_of(tmp_path, "secretsprovider: awskms://alias/x\n" + PROD) == []
+
+
 def test_unreadable_file(tmp_path):
     path = tmp_path / "Pulumi.prod.yaml"
     path.mkdir()
