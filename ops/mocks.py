@@ -181,7 +181,12 @@ def _call(token: str, args: dict, region: str) -> dict:
     if token == "aws:index/getPartition:getPartition":
         return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
     if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-        return {"names": [f"{region}{s}" for s in AZ_SUFFIXES], "zoneIds": [f"use1-az{i + 1}" for i in range(6)],
+        from infra.config.regions import REGION_AZS
+
+        # As many zones as the region really has (the schema's table), never an assumed six.
+        count = REGION_AZS.get(region, len(AZ_SUFFIXES))
+        return {"names": [f"{region}{s}" for s in AZ_SUFFIXES[:count]],
+                "zoneIds": [f"{region}-az{i + 1}" for i in range(count)],
                 "id": region, "groupNames": [region]}
     if token == "aws:ec2/getAmi:getAmi":
         return {"id": f"ami-{_hex(json.dumps(args, sort_keys=True, default=str), 17)}", "architecture": "arm64",

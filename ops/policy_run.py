@@ -140,7 +140,6 @@ async def _awaited(awaitable: Any) -> None:
 
 def command(stack: str, synth_file: str | None = None) -> list[Violation]:
     """`invoke policy`: synth (or read) the stack, print violations by resource, fail on mandatory ones."""
-    import json
 
     from rich.markup import escape
 
@@ -148,14 +147,13 @@ def command(stack: str, synth_file: str | None = None) -> list[Violation]:
     from ops.errors import OpsError
 
     if synth_file:
-        try:
-            synth_json = json.loads(Path(synth_file).read_text())
-        except (OSError, ValueError) as exc:
-            raise OpsError(f"cannot read synth file {synth_file}: {exc}") from None
+        from ops.review import read_stack_synth
+
+        synth_json = read_stack_synth(synth_file, stack)
     else:
         from ops.synth import synth_stack
 
-        synth_json = synth_stack(stack).to_json()
+        synth_json = synth_stack(stack, reclaim=False).to_json()
 
     violations = evaluate(synth_json)
     mandatory = [v for v in violations if v.level == "mandatory"]

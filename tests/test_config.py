@@ -86,9 +86,12 @@ def test_cidr_must_be_valid_private_and_leave_room_for_the_subnets():
     (bad,) = problems(refarch__network={"cidr": "10.0.0.0/33"})
     assert bad.startswith(f"{SRC}: refarch:network.cidr: '10.0.0.0/33' is not a valid IPv4 CIDR")
     assert problems(refarch__network={"cidr": "10.0.0.0/26"}) == [
-        f"{SRC}: refarch:network.cidr: 10.0.0.0/26 leaves no room for 3 subnet tiers x 5 AZs: "
-        "use a prefix between /16 and /24"
+        f"{SRC}: refarch:network.cidr: 10.0.0.0/26 leaves no room for 3 subnet tiers x 5 AZs of at least "
+        "/27 (what an ALB needs): use a prefix between /16 and /23"
     ]
+    # A /24 gives /28 subnets: too small for an ALB.
+    assert problems(refarch__network={"cidr": "10.0.0.0/24"})[0].endswith("use a prefix between /16 and /23")
+    assert problems(refarch__network={"cidr": "10.0.0.0/23"}) == []
     assert problems(refarch__network={"cidr": "8.8.0.0/16"}) == [
         f"{SRC}: refarch:network.cidr: 8.8.0.0/16 is not a private (RFC 1918) range"
     ]

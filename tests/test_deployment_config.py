@@ -95,12 +95,12 @@ def test_the_pipeline_bake_is_off_or_as_long_as_the_alarms():
 
 
 def test_traffic_shifting_needs_every_route_in_one_rule():
-    two_hosts = [{"name": "web", "image": "nginx:1", "routes": [{"path": "/a*", "host": "a.example.com"},
+    two_hosts = [{"name": "web", "build": "services/products", "routes": [{"path": "/a*", "host": "a.example.com"},
                                                                 {"path": "/b*", "host": "b.example.com"}]}]
     assert problems(services=two_hosts) == [
         f"{SRC}: refarch:services[0].routes: strategy canary shifts one listener rule per service, so every "
         "route needs the same host (got ['a.example.com', 'b.example.com'])"]
-    many = [{"name": "web", "image": "nginx:1", "routes": [{"path": f"/{p}*"} for p in "abcd"]}]
+    many = [{"name": "web", "build": "services/products", "routes": [{"path": f"/{p}*"} for p in "abcd"]}]
     assert problems(services=many) == [
         f"{SRC}: refarch:services[0].routes: strategy canary puts every route, the test header and the health path "
         "in one listener rule, which holds 5 condition values; this service needs 6: use at most 3 routes"]

@@ -64,7 +64,7 @@ def test_the_application_never_connects_as_the_master_user() -> None:
     assert line.startswith("stacks/Pulumi.dev.yaml: refarch:database.app_username: String should match pattern")
 
 
-@pytest.mark.parametrize(("engine", "version", "floor"), [("valkey", "7.1", "7.2"), ("redis", "6.2", "7.0")])
+@pytest.mark.parametrize(("engine", "version", "floor"), [("redis", "6.0", "7.0"), ("redis", "6.2", "7.0")])
 def test_cache_engine_must_support_iam_authentication(engine: str, version: str, floor: str) -> None:
     assert problems("dev", cache={"engine": engine, "engine_version": version}) == [
         f"stacks/Pulumi.dev.yaml: refarch:cache: engine_version {version} of {engine} has no IAM authentication: "

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import CacheConfig
+from infra.config import CacheConfig, naming
 from infra.tags import with_name
 
 PORT = 6379
-REPLICATION_GROUP_ID_MAX = 40
 # The application's commands: everything but the dangerous category (FLUSHALL, KEYS, CONFIG,
 # DEBUG, ... ), on every key of the cache.
 APP_ACCESS = "on ~* +@all -@dangerous"
@@ -61,12 +60,9 @@ class Cache(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:cache:Cache", name, None, opts)
         cfg, prefix = args.config, args.name_prefix
+        self._prefix = prefix
         child = pulumi.ResourceOptions(parent=self)
-        group_id = f"{prefix}-cache"
-        if len(group_id) > REPLICATION_GROUP_ID_MAX:
-            raise ValueError(
-                f"cache: replication group id {group_id!r} exceeds {REPLICATION_GROUP_ID_MAX} characters"
-            )
+        group_id = naming.cache_group_id(prefix)  # checked by the schema (infra/config/naming.py)
 
         # No rules at all: the provider removes AWS's default allow-all egress (the engine never
         # dials out), and each service that uses the cache adds its own ingress on 6379.
@@ -165,7 +161,7 @@ class Cache(pulumi.ComponentResource):
     def _users(self, name: str, group_id: str, engine: str, tags: dict[str, str]) -> aws.elasticache.UserGroup:
         child = pulumi.ResourceOptions(parent=self)
         # IAM authentication requires the user id and the user name to be the same.
-        self._app_user_name = f"{group_id}-app"
+        self._app_user_name = naming.cache_app_user(self._prefix)
         self._app_user = aws.elasticache.User(
             f"{name}-app-user",
             user_id=self._app_user_name,

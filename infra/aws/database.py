@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import DatabaseConfig, MonitoringConfig
+from infra.config import DatabaseConfig, MonitoringConfig, naming
 from infra.tags import with_name
 
 PORT = 5432
-IDENTIFIER_MAX = 63
 # Both in UTC and apart, as RDS requires; the backup runs first so maintenance starts from a fresh one.
 BACKUP_WINDOW = "03:00-04:00"
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
@@ -71,9 +70,7 @@ class Database(pulumi.ComponentResource):
         super().__init__("refarch:database:Database", name, None, opts)
         cfg, prefix = args.config, args.name_prefix
         child = pulumi.ResourceOptions(parent=self)
-        identifier = f"{prefix}-db"
-        if len(identifier) > IDENTIFIER_MAX:
-            raise ValueError(f"database: instance identifier {identifier!r} exceeds {IDENTIFIER_MAX} characters")
+        identifier = naming.db_identifier(prefix)  # checked by the schema (infra/config/naming.py)
 
         # No rules at all: the provider removes AWS's default allow-all egress (PostgreSQL never
         # dials out), and each service that uses the database adds its own ingress on 5432.
@@ -95,7 +92,7 @@ class Database(pulumi.ComponentResource):
         )
         # The family carries the major version, so a major upgrade creates the new group beside the
         # old one instead of modifying a group the running instance still uses.
-        family = f"postgres{cfg.major_version}"
+        family = cfg.parameter_group_family
         params = aws.rds.ParameterGroup(
             f"{name}-params",
             name=f"{prefix}-{family}",

@@ -26,7 +26,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import DeploymentConfig, ServiceConfig
+from infra.config import DeploymentConfig, ServiceConfig, naming
 from infra.config.deployment import TEST_HEADER
 from infra.tags import with_name
 
@@ -234,7 +234,7 @@ class SmokeHook(pulumi.ComponentResource):
     def __init__(self, name: str, args: SmokeHookArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:services:SmokeHook", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        function_name = f"{args.name_prefix}-smoke-hook"
+        function_name = naming.smoke_hook_function(args.name_prefix)
         tags = args.tags
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs", name=f"/aws/lambda/{function_name}", retention_in_days=args.log_retention_days,

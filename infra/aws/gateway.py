@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import GatewayConfig
+from infra.config import GatewayConfig, naming
 from infra.tags import with_name
 
 ANYWHERE = "0.0.0.0/0"
@@ -35,8 +35,6 @@ REDACTED_HEADERS = ("authorization", "cookie")
 # noncurrent version behind: a short window keeps storage close to the retention period.
 NONCURRENT_LOG_DAYS = 30
 RATE_LIMIT_PRIORITY = 0
-ALB_NAME_MAX = 32
-BUCKET_NAME_MAX = 63
 
 
 @dataclass
@@ -66,9 +64,7 @@ class Gateway(pulumi.ComponentResource):
         self._base, self._args = name, args
         cfg, prefix = args.config, args.name_prefix
         child = pulumi.ResourceOptions(parent=self)
-        alb_name = f"{prefix}-alb"
-        if len(alb_name) > ALB_NAME_MAX:
-            raise ValueError(f"gateway: load balancer name {alb_name!r} exceeds {ALB_NAME_MAX} characters")
+        alb_name = naming.alb_name(prefix)  # checked by the schema (infra/config/naming.py)
 
         # No inline rules, and no egress at all: the provider removes AWS's default allow-all
         # egress on create, and each service opens exactly ALB -> its own port.
@@ -406,10 +402,7 @@ def _visibility(metric: str) -> dict[str, Any]:
 
 
 def _bucket_name(prefix: str, account: str, region: str) -> str:
-    name = f"{prefix}-alb-logs-{account}-{region}"
-    if len(name) > BUCKET_NAME_MAX:
-        raise ValueError(f"gateway: access log bucket name {name!r} exceeds {BUCKET_NAME_MAX} characters")
-    return name
+    return naming.access_log_bucket(prefix, account, region)
 
 
 def _access_log_policy(bucket_arn: str, account: str, elb_account_arn: str) -> dict:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.config.naming import boundary_name
 
-def boundary_name(prefix: str) -> str:
-    return f"{prefix}-boundary"
+__all__ = ["boundary_name", "permissions_boundary_arn"]
 
 
 def permissions_boundary_arn(prefix: str, enabled: bool, parent: pulumi.Resource | None = None

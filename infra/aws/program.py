@@ -16,13 +16,14 @@ from infra.aws.identity import permissions_boundary_arn
 from infra.aws.monitoring import Monitoring, MonitoringArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.services import Services, ServicesArgs
+from infra.config import naming
 from infra.tags import base_tags
 
 
 def build(config: cfg.StackConfig) -> None:
     stack = pulumi.get_stack()
     project = pulumi.get_project()
-    prefix = f"{project}-{stack}"
+    prefix = naming.name_prefix(stack, project)
     tags = base_tags(project, stack, config.environment)
     prod = config.environment == "prod"
 

@@ -8,7 +8,6 @@ on the ALB, database and cache groups, a target group with its listener rules, a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -22,7 +21,8 @@ import pulumi_random as random
 
 from infra.aws import deployment
 from infra.aws.monitoring import deployment_alarm_names
-from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig
+from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig, naming
+from infra.config.services import ROUTES_PER_SERVICE
 from infra.tags import with_name
 
 # Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
@@ -50,8 +50,6 @@ KEEP_IMAGES = 30
 
 # Listener rule priority = base + 10 * service index + route index: stable, unique, readable.
 RULE_PRIORITY_BASE = 100
-ROUTES_PER_SERVICE = 10
-TARGET_GROUP_NAME_MAX = 32
 
 XRAY_ACTIONS = [
     "xray:PutTraceSegments",
@@ -162,23 +160,13 @@ def capacity_strategy(spot_share: int) -> list[dict[str, Any]]:
 
 def rule_priorities(service_index: int, svc: ServiceConfig) -> list[int]:
     """One listener rule priority per route of the service at `service_index`."""
-    if len(svc.routes) > ROUTES_PER_SERVICE:
-        raise ValueError(f"services.{svc.name}: at most {ROUTES_PER_SERVICE} routes per service "
-                         f"(listener rule priorities are spaced {ROUTES_PER_SERVICE} apart)")
+    # At most ROUTES_PER_SERVICE routes: checked by the schema (infra/config/services.py).
     return [RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * service_index + j for j in range(len(svc.routes))]
 
 
 def target_group_name(prefix: str, svc: ServiceConfig, alternate: bool = False) -> str:
-    """`<prefix>-<service>-<hash>`, at most 32 characters.
-
-    The hash covers the properties that force a replacement (port) so that Pulumi's
-    create-before-delete never collides with the old group's name; it covers the service name
-    so that truncation can never give two services one name, and the role of the group so that
-    a traffic-shifting service's alternate group never takes its primary group's name.
-    """
-    digest = hashlib.sha256(f"{svc.name}/{svc.port}/HTTP/ip{'/alternate' if alternate else ''}".encode()).hexdigest()[:4]
-    base = f"{prefix}-{svc.name}"[: TARGET_GROUP_NAME_MAX - len(digest) - 1].rstrip("-")
-    return f"{base}-{digest}"
+    """`<prefix>-<service>-<hash>`, at most 32 characters (infra/config/naming.py)."""
+    return naming.target_group_name(prefix, svc.name, svc.port, alternate)
 
 
 def secret_arn(reference: str) -> str:
@@ -338,14 +326,14 @@ class Services(pulumi.ComponentResource):
 
     def _service(self, index: int, svc: ServiceConfig) -> DeployedService:
         args, base = self._args, f"{self._name}-{svc.name}"
-        full = f"{args.name_prefix}-{svc.name}"
+        full = naming.service_name(args.name_prefix, svc.name)
         child = pulumi.ResourceOptions(parent=self)
         priorities = rule_priorities(index, svc)  # raises before anything is registered
 
         repository = self._repository(base, svc) if svc.build else None
         log_group = aws.cloudwatch.LogGroup(
             f"{base}-logs",
-            name=f"/ecs/{args.name_prefix}/{svc.name}",
+            name=naming.service_log_group(args.name_prefix, svc.name),
             retention_in_days=args.log_retention_days,
             kms_key_id=args.kms_key_arn,
             tags=self._tags(f"/ecs/{args.name_prefix}/{svc.name}"),
@@ -462,7 +450,7 @@ class Services(pulumi.ComponentResource):
     # --- per-service parts ---------------------------------------------------------------------
 
     def _repository(self, base: str, svc: ServiceConfig) -> aws.ecr.Repository:
-        repo_name = f"{self._args.name_prefix}/{svc.name}"
+        repo_name = naming.ecr_repository(self._args.name_prefix, svc.name)
         repository = aws.ecr.Repository(
             f"{base}-repo",
             name=repo_name,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel
 
 from infra.config.base import ENVIRONMENTS, PROJECT
+from infra.config.naming import stack_name_problems
 from infra.config.stack import CrossFieldError, StackConfig
 
 
@@ -23,22 +26,64 @@ def parse(values: dict[str, object], stack: str, source: str) -> StackConfig:
     decoded (how a stack file reads). Raises ConfigError naming every wrong field.
     """
     data: dict[str, object] = {}
+    problems: list[str] = []
     for key, value in values.items():
-        namespace, _, name = key.partition(":")
-        if key == "aws:region":
-            data["region"] = _decode(value)
+        namespace, colon, name = str(key).partition(":")
+        if not colon:
+            problems.append(f"{key}: not a `<namespace>:<key>` key (did you mean '{PROJECT}:{key}'?)")
         elif namespace == PROJECT:
             data[name] = _decode(value)
+        elif namespace == "aws":
+            problem = _aws_setting(name, _decode(value))
+            if problem:
+                problems.append(f"{key}: {problem}")
+            elif name == "region":
+                data["region"] = _decode(value)
+        else:
+            problems.append(f"{key}: unknown namespace {namespace!r}{_suggest_namespace(namespace, name)}")
     if "environment" not in data and stack in ENVIRONMENTS:
         data["environment"] = stack
+    problems += stack_name_problems(stack, data.get("region"), data.get("services"))
     try:
-        return StackConfig.model_validate(data)
+        config = StackConfig.model_validate(data)
     except Exception as exc:  # pydantic.ValidationError; imported lazily by pydantic itself
         from pydantic import ValidationError
 
         if not isinstance(exc, ValidationError):
             raise
-        raise ConfigError([f"{source}: {line}" for line in _explain(exc)]) from None
+        problems += _explain(exc)
+    if problems:
+        raise ConfigError([f"{source}: {line}" for line in problems])
+    return config
+
+
+# The `aws:` provider settings this program honours; any other is a typo or an unsupported setting.
+AWS_SETTINGS = ("region", "profile", "allowedAccountIds")
+
+
+def _aws_setting(name: str, value: object) -> str | None:
+    import difflib
+
+    if name not in AWS_SETTINGS:
+        match = difflib.get_close_matches(name, AWS_SETTINGS, n=1)
+        hint = f"did you mean 'aws:{match[0]}'?" if match else f"supported: {', '.join('aws:' + s for s in AWS_SETTINGS)}"
+        return f"unknown or unsupported aws provider setting ({hint})"
+    if name == "profile" and not (isinstance(value, str) and value):
+        return f"expected a profile name (got {value!r})"
+    if name == "allowedAccountIds" and not (
+            isinstance(value, list) and value and all(isinstance(v, str) and re.fullmatch(r"\d{12}", v) for v in value)):
+        return f"expected a list of 12-digit account ids as strings (got {value!r})"
+    return None
+
+
+def _suggest_namespace(namespace: str, name: str) -> str:
+    import difflib
+
+    known = (PROJECT, "aws")
+    match = [k for k in known if k == namespace.lower()] or difflib.get_close_matches(namespace.lower(), known, n=1)
+    if match:
+        return f" (did you mean '{match[0]}:{name}'?)"
+    return f" (known namespaces: {', '.join(known)})"
 
 
 def _decode(value: object) -> object:
@@ -57,7 +102,7 @@ def _explain(exc) -> list[str]:
     for err in exc.errors():
         cause = (err.get("ctx") or {}).get("error")
         if isinstance(cause, CrossFieldError):
-            lines.extend(f"{PROJECT}:{problem}" for problem in cause.problems)
+            lines.extend(problem if problem.startswith("aws:") else f"{PROJECT}:{problem}" for problem in cause.problems)
             continue
         loc = err["loc"]
         path = _key_path(loc)

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import Strict
+
+# ALB condition rules (Elastic Load Balancing: listener rule conditions).
+PATTERN_MAX = 128
+_PATH_CHARS = re.compile(r"^[A-Za-z0-9_\-.$/~\"'@:+&*?]+$")
+_HOST_CHARS = re.compile(r"^[A-Za-z0-9\-.*?]+$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63}$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+
+
+def host_pattern_problem(value: str) -> str | None:
+    if len(value) > PATTERN_MAX:
+        return f"host {value!r} is {len(value)} characters, an ALB host condition allows {PATTERN_MAX}"
+    if not _HOST_CHARS.match(value):
+        return f"host {value!r} may hold only letters, digits, '-', '.', '*' and '?' (ALB host condition)"
+    if "." not in value or not re.search(r"\.[A-Za-z*?]+$", value):
+        return f"host {value!r} needs a '.' and only letters after the last one (ALB host condition)"
+    return None
 
 
 class GatewayConfig(Strict):
@@ -20,6 +38,22 @@ class GatewayConfig(Strict):
     access_logs: bool = True
     deletion_protection: bool = True
     idle_timeout: Annotated[int, Field(ge=1, le=4000)] = 60
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a domain name (lowercase labels of letters, digits and '-', "
+                             f"each <= 63 characters, <= 253 in all)")
+        return value
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None and not _ZONE_ID.match(value):
+            raise ValueError(f"{value!r} is not a Route 53 hosted zone id (Z followed by up to 31 "
+                             f"uppercase letters and digits)")
+        return value
 
     @field_validator("certificate_arn")
     @classmethod
@@ -48,19 +82,47 @@ class Route(Strict):
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError(f"path {value!r} must start with '/'")
+        if len(value) > PATTERN_MAX:
+            raise ValueError(f"path {value!r} is {len(value)} characters, an ALB path condition allows {PATTERN_MAX}")
+        if not _PATH_CHARS.match(value):
+            raise ValueError(f"path {value!r} may hold only letters, digits and _-.$/~\"'@:+&*? (ALB path condition)")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        problem = value is not None and host_pattern_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def prefix(self) -> str:
         return re.split(r"[*?]", self.path, maxsplit=1)[0]
 
+    def _host_key(self) -> str:
+        return (self.host or "").lower()
+
+    def _path_covers(self, other: Route) -> bool:
+        """Whether every path `other` matches, this route matches too."""
+        mine = self.prefix()
+        return self.path == other.path or (mine != self.path and other.prefix().startswith(mine))
+
     def overlaps(self, other: Route) -> bool:
-        if (self.host or "").lower() != (other.host or "").lower():
+        """Same host, paths that can both match one request: which service gets it is a priority accident."""
+        if self._host_key() != other._host_key():
             return False
-        if self.path == other.path:
-            return True
-        mine, theirs = self.prefix(), other.prefix()
-        wild_mine, wild_theirs = mine != self.path, theirs != other.path
-        return (wild_theirs and mine.startswith(theirs)) or (wild_mine and theirs.startswith(mine))
+        return self._path_covers(other) or other._path_covers(self)
+
+    def shadows(self, other: Route) -> bool:
+        """Whether this route, matched first, leaves `other` (another host pattern) no request at all.
+
+        A route without a host matches every host, a wildcard host every host it matches.
+        """
+        if self._host_key() == other._host_key():
+            return False
+        if self.host is not None and (other.host is None or not fnmatch.fnmatchcase(other._host_key(), self._host_key())):
+            return False
+        return self._path_covers(other)
 
     def __str__(self) -> str:
         return f"{self.host or '*'}{self.path}"

@@ -10,9 +10,30 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import ENV_NAME, FARGATE_SIZES, RESERVED_ENV, SECRET_LOOKING, Strict
 from infra.config.gateway import Route
 
+HEALTH_PATH = "/health/ready"  # contract C3: DB reachable; the load balancer's and the smoke's check
+ALB_HEALTH_PATH_MAX = 1024
+ROUTES_PER_SERVICE = 10  # listener rule priorities are spaced this far apart per service
+# ECS refuses a task definition whose container definitions exceed 64 KiB (RegisterTaskDefinition).
+CONTAINER_DEFINITIONS_MAX = 65536
+# What the platform adds to a service's own environment, secrets and commands: its environment
+# (DATABASE_*, CACHE_*, OTEL_*), log configuration, mounts and the collector container. Measured
+# at about 3 KiB on the shipped stacks (tests/config/test_values.py keeps this an upper bound).
+PLATFORM_DEFINITION_BYTES = 8192
+DIGEST_PINNED = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
+
+
+def url_path_problem(what: str, value: str) -> str | None:
+    if not value.startswith("/"):
+        return f"{what} {value!r} must start with '/'"
+    if len(value) > ALB_HEALTH_PATH_MAX:
+        return f"{what} is {len(value)} characters, at most {ALB_HEALTH_PATH_MAX}"
+    if any(ch.isspace() for ch in value):
+        return f"{what} {value!r} may not contain whitespace"
+    return None
+
 
 class HealthCheck(Strict):
-    path: str = "/health"
+    path: str = HEALTH_PATH
     interval: Annotated[int, Field(ge=5, le=300)] = 10
     timeout: Annotated[int, Field(ge=2, le=120)] = 5
     healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
@@ -22,6 +43,14 @@ class HealthCheck(Strict):
     grace_period: Annotated[int, Field(ge=0, le=3600)] = 30
     # Container-level check (ECS does not read the image's HEALTHCHECK); None: the ALB check only.
     command: list[str] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        problem = url_path_problem("health check path", value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> HealthCheck:
@@ -62,6 +91,30 @@ class ServiceConfig(Strict):
     read_only_root_filesystem: bool = True
     # Carried as an AWS tag value, hence the character set.
     writable_root_reason: Annotated[str, Field(pattern=r"^[A-Za-z0-9 _.:/=+\-@]+$", min_length=3, max_length=256)] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # The name is an ECR repository path component, an ECS service name and part of IAM role names.
+        if value.endswith("-") or "--" in value:
+            raise ValueError(f"{value!r}: a service name may not end with '-' or hold '--' (ECR repository rules)")
+        return value
+
+    @field_validator("smoke_path")
+    @classmethod
+    def _smoke(cls, value: str | None) -> str | None:
+        problem = value is not None and url_path_problem("smoke path", value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _route_count(cls, value: list[Route]) -> list[Route]:
+        if len(value) > ROUTES_PER_SERVICE:
+            raise ValueError(f"{len(value)} routes: at most {ROUTES_PER_SERVICE} per service "
+                             f"(listener rule priorities are spaced {ROUTES_PER_SERVICE} apart)")
+        return value
 
     @field_validator("environment", "secrets")
     @classmethod
@@ -115,4 +168,19 @@ class ServiceConfig(Strict):
             raise ValueError(f"{sorted(overlap)} set in both environment and secrets")
         if not self.read_only_root_filesystem and not self.writable_root_reason:
             raise ValueError("read_only_root_filesystem: false needs writable_root_reason")
+        size = self.definition_bytes()
+        if size > CONTAINER_DEFINITIONS_MAX:
+            raise ValueError(f"its container definitions would be about {size} bytes, ECS allows "
+                             f"{CONTAINER_DEFINITIONS_MAX}: move large values out of `environment`")
         return self
+
+    def definition_bytes(self) -> int:
+        """An upper bound of the JSON size of this service's container definitions."""
+        import json
+
+        own = [
+            [{"name": k, "value": v} for k, v in self.environment.items()],
+            [{"name": k, "valueFrom": v} for k, v in self.secrets.items()],
+            self.health_check.command or [], self.migrate_command or [], self.image or "",
+        ]
+        return len(json.dumps(own)) + PLATFORM_DEFINITION_BYTES

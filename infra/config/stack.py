@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
@@ -13,14 +12,24 @@ from infra.config.deployment import routing_problems
 from infra.config.gateway import GatewayConfig
 from infra.config.network import NetworkConfig
 from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
-from infra.config.services import ServiceConfig
+from infra.config.regions import REGION_AZS, suggest_region
+from infra.config.services import DIGEST_PINNED, ServiceConfig
+
+LISTENER_RULES_MAX = 100  # ALB quota: rules per listener, the default rule not counted
+
+
+def listener_rules(deployment, services: list[ServiceConfig]) -> int:
+    """Rules the layers put on the listener: one per route under `rolling`, else production + test."""
+    if deployment.rolling:
+        return sum(len(svc.routes) for svc in services)
+    return 2 * len(services)
 
 PROD_AUDIT_LOG_DAYS = 365
 
 
 class StackConfig(Strict):
     environment: Literal["dev", "staging", "prod"]
-    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")]
+    region: str
     network: NetworkConfig = NetworkConfig()
     gateway: GatewayConfig = GatewayConfig()
     services: Annotated[list[ServiceConfig], Field(min_length=1)]
@@ -32,9 +41,20 @@ class StackConfig(Strict):
     # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
     images: dict[str, str] = {}
 
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in REGION_AZS:
+            raise ValueError(f"{value!r} is not an AWS region this program knows{suggest_region(value)}")
+        return value
+
     @model_validator(mode="after")
     def _cross_checks(self) -> StackConfig:
         problems: list[str] = []
+        available = REGION_AZS[self.region]
+        if self.network.az_count > available:
+            problems.append(f"network.az_count: {self.region} has {available} availability zones, "
+                            f"{self.network.az_count} asked for")
         seen: dict[str, int] = {}
         for i, svc in enumerate(self.services):
             if svc.name in seen:
@@ -47,12 +67,25 @@ class StackConfig(Strict):
                     problems.append(
                         f"services[{k}].routes[{m}]: {other} overlaps {route} of services[{i}].routes[{j}]"
                     )
+                elif route.shadows(other):
+                    problems.append(
+                        f"services[{k}].routes[{m}]: {other} is shadowed by {route} of services[{i}].routes[{j}], "
+                        f"matched first: the route never receives a request"
+                    )
         for name, ref in self.images.items():
             if name not in seen:
                 problems.append(f"images.{name}: no service named {name!r}")
-            elif not re.match(r"^[^\s@]+@sha256:[0-9a-f]{64}$", ref):
+            elif not DIGEST_PINNED.match(ref):
                 problems.append(f"images.{name}: {ref!r} is not pinned by digest (repo@sha256:<64 hex>)")
         problems += routing_problems(self.delivery.deployment, self.services)
+        rules = listener_rules(self.delivery.deployment, self.services)
+        if rules > LISTENER_RULES_MAX:
+            problems.append(f"services: {rules} listener rules (production and test rules included), an ALB "
+                            f"listener holds {LISTENER_RULES_MAX}")
+        if self.environment == "prod":
+            problems += [f"services[{i}].image: {self.environment} runs images pinned by digest "
+                         f"(repo@sha256:<64 hex>), got {svc.image!r}"
+                         for i, svc in enumerate(self.services) if svc.image and not DIGEST_PINNED.match(svc.image)]
         if self.environment == "prod":
             if not self.gateway.tls:
                 problems.append("gateway: prod needs TLS: set certificate_arn or domain")

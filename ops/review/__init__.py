@@ -21,7 +21,7 @@ def load_synth(stack: str, synth_file: str | None = None) -> SynthJson:
     if synth_file is None:
         from ops.synth import synth_stack
 
-        return synth_stack(stack).to_json()
+        return synth_stack(stack, reclaim=False).to_json()  # a task's one synth: the process exits soon
     document = read_synth_file(synth_file)
     if document.get("stack") not in (None, stack):
         raise OpsError(f"{synth_file}: synth output of stack {document['stack']!r}, not {stack!r}")
@@ -37,24 +37,56 @@ def load_base(stack: str, path: str) -> SynthJson:
 
 
 def read_synth_file(path: str) -> SynthJson:
+    """A synth output written by `invoke synth --out`, checked for the shape every reader relies on."""
     try:
         document = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise OpsError(f"{path}: no such synth file (write one with `invoke synth --stack S --out {path}`)") from None
+    except IsADirectoryError:
+        raise OpsError(f"{path}: is a directory, not a synth file") from None
+    except OSError as exc:
+        raise OpsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise OpsError(f"{path}: not UTF-8 text, not a synth output") from None
     except ValueError as exc:
         raise OpsError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
         raise OpsError(f"{path}: not a synth output (expected an object with a `resources` list)")
+    for i, resource in enumerate(document["resources"]):
+        if not isinstance(resource, dict):
+            raise OpsError(f"{path}: resources[{i}]: expected an object, got {type(resource).__name__}")
+        for key, kind in SYNTH_FIELDS.items():
+            if not isinstance(resource.get(key), kind):
+                raise OpsError(f"{path}: resources[{i}].{key}: expected {kind.__name__}, "
+                               f"got {type(resource.get(key)).__name__}")
+        if not isinstance(resource.get("parent"), (str, type(None))):
+            raise OpsError(f"{path}: resources[{i}].parent: expected a URN or null")
+    if not isinstance(document.get("outputs", {}), dict):
+        raise OpsError(f"{path}: outputs: expected an object")
+    return document
+
+
+# What every resource of a synth output carries (ops/synth.py `_record`).
+SYNTH_FIELDS: dict[str, type] = {"urn": str, "type": str, "name": str, "inputs": dict}
+
+
+def read_stack_synth(path: str, stack: str) -> SynthJson:
+    """A synth file that must be `stack`'s, and not empty."""
+    document = read_synth_file(path)
+    if document.get("stack") != stack:
+        raise OpsError(f"{path}: synth output of stack {document.get('stack')!r}, not {stack!r}")
+    if not any(not is_component(r) for r in document["resources"]):
+        raise OpsError(f"{path}: an empty resource graph: nothing to check (was the synth interrupted?)")
     return document
 
 
 def layers(document: SynthJson) -> dict[str, str]:
-    """URN -> architecture layer, by `ops.synth.layer_of` (the outermost `refarch:<layer>:*` ancestor)."""
-    from ops.synth import Synth, layer_of
+    """URN -> architecture layer, by `ops.synth.layers_of` (the outermost `refarch:<layer>:*` ancestor)."""
+    from ops.synth import Synth, layers_of
 
     synth = Synth(project=document.get("project", ""), stack=document.get("stack", ""),
                   resources=document["resources"], outputs=document.get("outputs", {}))
-    return {r["urn"]: layer_of(synth, r) for r in synth.resources}
+    return layers_of(synth)
 
 
 def is_component(resource: dict[str, Any]) -> bool:

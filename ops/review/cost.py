@@ -755,8 +755,9 @@ def command(stack: str, compare_file: str | None = None, synth_file: str | None 
     delta = compare(estimate(load_base(stack, compare_file), config.usage, config.region), head) if compare_file else None
     print_estimate(head, delta)
     if md:
-        Path(md).parent.mkdir(parents=True, exist_ok=True)
-        Path(md).write_text(render_markdown(head, delta, heading="##") + "\n")
+        from ops.console import write_output
+
+        write_output(md, render_markdown(head, delta, heading="##") + "\n")
         from ops.console import err
 
         err.print(f"wrote {md}")

@@ -14,7 +14,6 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ops.review import Index, SynthJson, layers
@@ -371,8 +370,9 @@ def command(stack: str, synth_file: str | None = None, out: str | None = None) -
     text = mermaid(load_synth(stack, synth_file))
     if out:
         body = f"```mermaid\n{text}```\n" if out.endswith(".md") else text
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(body)
+        from ops.console import write_output
+
+        write_output(out, body)
         err.print(f"wrote {out}")
     else:
         stdout.print(text, end="", markup=False)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ops.errors import OpsError
@@ -53,8 +52,12 @@ def render(stack: str, head: SynthJson, *, usage: cost_mod.Usage, region: str,
            changes: Changes, findings: list[PolicyFinding] | None, base: SynthJson | None = None,
            notes: list[str] | None = None) -> str:
     """The report text. Pure: every input computed by the caller; `findings` None = policy not run."""
-    estimate = cost_mod.estimate(head, usage, region)
-    delta = cost_mod.compare(cost_mod.estimate(base, usage, region), estimate) if base is not None else None
+    try:
+        estimate: cost_mod.Estimate | None = cost_mod.estimate(head, usage, region)
+    except OpsError as exc:  # no price table for the region: say so, report everything else
+        estimate, cost_problem = None, exc.message
+    delta = (cost_mod.compare(cost_mod.estimate(base, usage, region), estimate)
+             if base is not None and estimate is not None else None)
     ordered = ordered_findings(findings or [])
     mandatory = [f for f in ordered if f.level == "mandatory"]
     advisory = [f for f in ordered if f.level != "mandatory"]
@@ -65,12 +68,15 @@ def render(stack: str, head: SynthJson, *, usage: cost_mod.Usage, region: str,
         policy = f"❌ {len(mandatory)} mandatory, {len(advisory)} advisory"
     else:
         policy = f"✅ no mandatory violations, {len(advisory)} advisory"
-    cost_line = f"{cost_mod.money(estimate.total)}/month at list price ({region})"
-    if delta is not None:
-        cost_line += f", {cost_mod.signed(delta.total)} vs base"
-    unpriced = estimate.not_priced()
-    if unpriced:
-        cost_line += f"; {len(unpriced)} resource(s) not priced"
+    if estimate is None:
+        cost_line = f"not priced: {cost_problem}"
+    else:
+        cost_line = f"{cost_mod.money(estimate.total)}/month at list price ({region})"
+        if delta is not None:
+            cost_line += f", {cost_mod.signed(delta.total)} vs base"
+        unpriced = estimate.not_priced()
+        if unpriced:
+            cost_line += f"; {len(unpriced)} resource(s) not priced"
 
     lines = [marker(stack), f"## Infrastructure review: `{stack}`", "",
              "| | |", "| --- | --- |",
@@ -93,7 +99,10 @@ def render(stack: str, head: SynthJson, *, usage: cost_mod.Usage, region: str,
         lines += ["", "</details>", ""]
 
     lines += [f"<details><summary>Changes ({changes.source})</summary>", "", changes.body.strip(), "", "</details>", ""]
-    lines += [cost_mod.render_markdown(estimate, delta, heading="###"), ""]
+    if estimate is None:
+        lines += ["### Monthly cost", "", f"Cost section not priced: {cost_problem}", ""]
+    else:
+        lines += [cost_mod.render_markdown(estimate, delta, heading="###"), ""]
     lines += ["<details><summary>Architecture (generated from the synth output)</summary>", "",
               "```mermaid", diagram_mod.mermaid(head).rstrip(), "```", "", "</details>"]
     return "\n".join(lines) + "\n"
@@ -145,7 +154,7 @@ def command(stack: str, *, preview: bool = False, base: str | None = None, md: s
             synth_file: str | None = None) -> str:
     """`invoke report`: assemble the report for one stack; write it to --md or print it."""
     from ops import stackfile
-    from ops.console import err, out
+    from ops.console import err, out, write_output
     from ops.review import load_base, load_synth
 
     config = stackfile.load(stack)  # a bad stack file fails here, before any synth or cloud call
@@ -173,8 +182,7 @@ def command(stack: str, *, preview: bool = False, base: str | None = None, md: s
     text = render(stack, head, usage=config.usage, region=config.region, changes=changes,
                   findings=findings, base=base_doc, notes=notes)
     if md:
-        Path(md).parent.mkdir(parents=True, exist_ok=True)
-        Path(md).write_text(text)
+        write_output(md, text)
         err.print(f"wrote {md}")
     else:
         out.print(text, markup=False, highlight=False, end="")

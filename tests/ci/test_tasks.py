@@ -41,4 +41,4 @@ def test_policy_task_exits_cleanly_on_a_bad_synth_file(collection: Any, tmp_path
     bad.write_text("{not json")
     with pytest.raises(Exit) as failure:
         collection["policy"].body(Context(), stack="dev", synth=str(bad))
-    assert failure.value.code == 1 and "cannot read synth file" in str(failure.value.message)
+    assert failure.value.code == 1 and f"{bad}: not valid JSON" in str(failure.value.message)

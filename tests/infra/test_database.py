@@ -218,16 +218,3 @@ def test_every_taggable_resource_is_tagged_and_named_with_the_prefix(case):
             continue
         tags = r["inputs"]["tags"]
         assert tags["environment"] == s.stack and tags["Name"].startswith(f"refarch-{s.stack}-"), r["name"]
-
-
-def test_an_identifier_longer_than_rds_allows_fails_before_deploying():
-    cfg = config("dev", None)
-
-    def build(c: StackConfig) -> None:
-        Database("database", DatabaseArgs(
-            config=c.database, name_prefix="refarch-" + "x" * 60, vpc_id="vpc-0standin",
-            isolated_subnet_ids=ISOLATED, kms_key_arn=KEY, protect=False, tags={},
-        ))
-
-    with pytest.raises(Exception, match="exceeds 63 characters"):
-        run(cfg, "dev", build=build)

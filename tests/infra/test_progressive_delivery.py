@@ -186,7 +186,7 @@ def test_smoke_hook_runs_after_test_traffic_with_the_services_paths(canary):
     assert hook["lifecycleStages"] == ["POST_TEST_TRAFFIC_SHIFT"] and hook["targetType"] == "AWS_LAMBDA"
     assert (hook["hookTargetArn"], hook["roleArn"]) == (function["arn"], invoke["arn"])
     assert json.loads(hook["hookDetails"]) == {
-        "service": "products", "url": synth.outputs["gateway_url"], "paths": ["/products", "/health"],
+        "service": "products", "url": synth.outputs["gateway_url"], "paths": ["/products", "/health/ready"],
         "timeoutSeconds": 10}
     # ECS may invoke this one function and nothing else.
     (statement,) = policy(synth, "services-smoke-hook-invoke-policy")["Statement"]

@@ -25,7 +25,7 @@ from infra.aws.services import (
     rule_priorities,
     target_group_name,
 )
-from infra.config import StackConfig, parse
+from infra.config import ConfigError, StackConfig, parse
 from infra.tags import base_tags
 from ops import stackfile
 from ops.mocks import has_property
@@ -572,11 +572,11 @@ def test_every_taggable_resource_is_tagged(synths):
 
 
 def test_priorities_never_overlap_between_services_and_routes_beyond_the_slots_are_refused():
-    wide = config("dev", services=[{"name": "wide", "image": "nginx:1",
-                                    "routes": [{"path": f"/r{i}/*"} for i in range(11)]}]).services[0]
-    with pytest.raises(ValueError, match="wide: at most 10 routes"):
-        rule_priorities(0, wide)
-    fits = wide.model_copy(update={"routes": wide.routes[:10]})
+    with pytest.raises(ConfigError, match=r"services\[0\].routes: 11 routes: at most 10 per service"):
+        config("dev", services=[{"name": "wide", "image": "nginx:1",
+                                 "routes": [{"path": f"/r{i}/*"} for i in range(11)]}])
+    fits = config("dev", services=[{"name": "wide", "image": "nginx:1",
+                                    "routes": [{"path": f"/r{i}/*"} for i in range(10)]}]).services[0]
     assert max(rule_priorities(0, fits)) < min(rule_priorities(1, fits))
 
 

@@ -183,5 +183,5 @@ def test_invoke_policy_fails_on_a_mandatory_violation(dev: Synth, tmp_path, caps
 def test_invoke_policy_reports_an_unreadable_synth_file(tmp_path) -> None:
     from ops.errors import OpsError
 
-    with pytest.raises(OpsError, match="cannot read synth file"):
+    with pytest.raises(OpsError, match="missing.json: no such synth file"):
         command("dev", str(tmp_path / "missing.json"))
