@@ -33,6 +33,26 @@ def _friendly(fn):
 
 # --- architecture -------------------------------------------------------------------------------
 
+@task(help={"stack": "a local stack (refarch:target: local), e.g. local"})
+@_friendly
+def up(c, stack="local"):
+    """Run the whole architecture on this machine's Docker engine; print the gateway and telemetry URLs."""
+    from ops import local
+    from ops.delivery.pulumi_adapter import PulumiStack
+
+    local.up(stack, PulumiStack())
+
+
+@task(help={"stack": "a local stack (refarch:target: local), e.g. local"})
+@_friendly
+def down(c, stack="local"):
+    """Remove every container, network and volume of a local stack (its secret files stay)."""
+    from ops import local
+    from ops.delivery.pulumi_adapter import PulumiStack
+
+    local.down(stack, PulumiStack())
+
+
 @task(help={"stack": "stack name (stacks/Pulumi.<stack>.yaml)", "out": "write the synth JSON here"})
 @_friendly
 def synth(c, stack, out=None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -31,7 +32,7 @@ def secret_mounts(secrets: LocalSecrets, names: list[str]) -> list[docker.Contai
             for name in names]
 
 
-def attach(networks: dict[str, pulumi.Input[str]], aliases: list[str]) -> list[docker.ContainerNetworksAdvancedArgs]:
+def attach(networks: Mapping[str, pulumi.Input[str]], aliases: list[str]) -> list[docker.ContainerNetworksAdvancedArgs]:
     return [docker.ContainerNetworksAdvancedArgs(name=net, aliases=aliases) for _, net in sorted(networks.items())]
 
 

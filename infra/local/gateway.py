@@ -6,6 +6,7 @@ Published on 127.0.0.1 only; attached to the edge network (its published port) a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -25,7 +26,7 @@ class LocalGatewayArgs:
     name_prefix: str
     stack: str
     port: int
-    networks: dict[str, pulumi.Input[str]]
+    networks: Mapping[str, pulumi.Input[str]]
 
 
 class LocalGateway(pulumi.ComponentResource):

@@ -7,6 +7,7 @@ check. The migration runs first as a one-shot container; the service is created 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +53,7 @@ class LocalServicesArgs:
     name_prefix: str
     stack: str
     environment: str
-    networks: dict[str, pulumi.Input[str]]
+    networks: Mapping[str, pulumi.Input[str]]
     database: LocalDatabase
     cache: LocalCache
     secrets: LocalSecrets

@@ -1,0 +1,82 @@
+"""`invoke up` / `invoke down` for a local stack: refusals, secrets, and what reaches the Pulumi adapter."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from infra.local import secrets
+from ops import local
+from ops.errors import OpsError
+
+
+class Recorder:
+    """The Pulumi adapter's seam (no CLI here): records the calls the flow makes, in order."""
+
+    def __init__(self):
+        self.calls: list[tuple] = []
+
+    def select(self, stack, create=False):
+        self.calls.append(("select", stack, create))
+
+    def up(self, target_urns=None, on_event=None):
+        self.calls.append(("up",))
+
+    def destroy(self, on_event=None):
+        self.calls.append(("destroy",))
+
+    def outputs(self):
+        return {"gateway_url": "http://127.0.0.1:8080", "telemetry_ui_url": "http://127.0.0.1:16686"}
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    monkeypatch.setattr(local, "ROOT", tmp_path)
+    return tmp_path
+
+
+def test_up_refuses_an_aws_stack_before_anything_happens(repo):
+    adapter = Recorder()
+    with pytest.raises(OpsError, match="stack 'dev' targets aws: .* use `invoke deploy --stack dev`"):
+        local.up("dev", adapter, ping=lambda: None)
+    assert adapter.calls == [] and not (repo / ".local").exists()
+
+
+def test_up_without_an_engine_says_so_and_writes_nothing(repo):
+    def dead():
+        raise ConnectionError("refused")
+
+    adapter = Recorder()
+    with pytest.raises(OpsError, match="no Docker engine answers on this machine's socket"):
+        local.up("local", adapter, ping=dead)
+    assert adapter.calls == [] and not (repo / ".local").exists()
+
+
+def test_up_writes_private_secrets_once_then_creates_and_updates_the_stack(repo, capsys):
+    adapter = Recorder()
+    outputs = local.up("local", adapter, ping=lambda: None)
+    directory = repo / ".local/secrets"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for name in (secrets.DATABASE_MASTER, secrets.DATABASE_APP, secrets.CACHE_APP):
+        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
+        assert len((directory / name).read_text()) >= 24
+    password = (directory / secrets.CACHE_APP).read_text()
+    assert (directory / secrets.CACHE_ACL).read_text() == f"user default off\nuser app on >{password} ~* &* +@all\n"
+    assert adapter.calls == [("select", "local", True), ("up",)]
+    assert outputs["gateway_url"] == "http://127.0.0.1:8080"
+    printed = capsys.readouterr().out
+    assert "gateway: http://127.0.0.1:8080" in printed and "telemetry: http://127.0.0.1:16686" in printed
+    assert password not in printed
+
+    before = {p.name: p.read_text() for p in directory.iterdir()}
+    local.up("local", Recorder(), ping=lambda: None)
+    assert {p.name: p.read_text() for p in directory.iterdir()} == before  # PostgreSQL keeps its password
+
+
+def test_down_destroys_the_selected_local_stack_only(repo):
+    adapter = Recorder()
+    local.down("local", adapter)
+    assert adapter.calls == [("select", "local", False), ("destroy",)]
+    with pytest.raises(OpsError, match="targets aws"):
+        local.down("prod", Recorder())
