@@ -122,7 +122,7 @@ def promote(c, from_, to, dry_run=False):
 @task(help={"stack": _STACK, "limit": "how many releases to show"})
 @_friendly
 def releases(c, stack, limit=20):
-    """The stack's release history (ledger in SSM), newest first; interrupted runs flagged."""
+    """The stack's release history (ledger in DynamoDB), newest first; interrupted runs flagged."""
     from ops.delivery import default_deps, stack_ops
 
     stack_ops.releases(stack, limit=int(limit), deps=default_deps())
