@@ -70,17 +70,23 @@ _DRY = "print every command and call that would change something; change nothing
 
 @task(help={"stack": _STACK, "service": "build only this service", "push": "push the image to ECR",
             "allow_dirty": "build from uncommitted changes (tagged <sha>-dirty-<time>)",
-            "manifest": "where to write the build manifest", "dry_run": _DRY})
+            "manifest": "where to write the build manifest",
+            "base_image": "override the Dockerfile's BASE_IMAGE (default: its digest-pinned official image)",
+            "dry_run": _DRY})
 @_friendly
-def build(c, stack="dev", service=None, push=False, allow_dirty=False, manifest="out/manifest.json", dry_run=False):
-    """docker buildx build each service once (git SHA tag, OCI labels, SBOM, provenance); write the manifest."""
+def build(c, stack="dev", service=None, push=False, allow_dirty=False, manifest="out/manifest.json",
+          base_image=None, dry_run=False):
+    """docker buildx build each service once (git SHA tag, OCI labels, SBOM, provenance); write the manifest.
+
+    Without --push the image is only loaded into the local engine: it has no registry digest.
+    """
     from pathlib import Path
 
     from ops.delivery import build as flow
     from ops.delivery import default_deps
 
     flow.run(stack, service=service, push=push, allow_dirty=allow_dirty, manifest_path=Path(manifest),
-             dry_run=dry_run, deps=default_deps())
+             base_image=base_image, dry_run=dry_run, deps=default_deps())
 
 
 @task(help={"stack": _STACK, "md": "write the Markdown summary (PR comment) here",
@@ -136,7 +142,7 @@ def promote(c, from_, to, dry_run=False):
 @task(help={"stack": _STACK, "limit": "how many releases to show"})
 @_friendly
 def releases(c, stack, limit=20):
-    """The stack's release history (ledger in SSM), newest first; interrupted runs flagged."""
+    """The stack's release history (ledger in DynamoDB), newest first; interrupted runs flagged."""
     from ops.delivery import default_deps, stack_ops
 
     stack_ops.releases(stack, limit=int(limit), deps=default_deps())
