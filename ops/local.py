@@ -56,7 +56,7 @@ def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None) 
     directory = ROOT / config.local_target.secrets_dir
     written = secrets.ensure(directory, CACHE_USER, sorted({k for s in config.services for k in s.secrets}))
     for name in written:
-        err.print(f"wrote {directory.relative_to(ROOT) / name} (mode 0600; never in the Pulumi state)")
+        err.print(f"wrote {directory.relative_to(ROOT) / name} (in a 0700 directory; never in the Pulumi state)")
     adapter.select(stack, create=True)
     adapter.up()
     outputs = adapter.outputs()

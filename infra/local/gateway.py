@@ -15,7 +15,11 @@ import pulumi_docker as docker
 from infra.config import ServiceConfig
 from infra.local import containers, haproxy
 
-CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"  # the official image's default
+# The root file system is read-only and the engine refuses to copy into one, so the configuration
+# travels in the environment (it holds no secret) and is written to the tmpfs before HAProxy starts.
+CONFIG_ENV = "HAPROXY_CONFIG"
+CONFIG_PATH = "/tmp/haproxy.cfg"
+COMMAND = ["/bin/sh", "-c", f'printf "%s" "${CONFIG_ENV}" > {CONFIG_PATH} && exec haproxy -W -db -f {CONFIG_PATH}']
 
 
 @dataclass
@@ -40,7 +44,9 @@ class LocalGateway(pulumi.ComponentResource):
             **containers.hardened(read_only=True, user="99:99"),
             name=f"{args.name_prefix}-gateway",
             image=image.image_id,
-            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=self.config_text)],
+            command=COMMAND,
+            envs=[f"{CONFIG_ENV}={self.config_text}"],
+            tmpfs={"/tmp": "rw,noexec,nosuid,size=16m"},
             ports=[containers.published(haproxy.LISTEN_PORT, args.port)],
             networks_advanced=containers.attach(
                 {"edge": args.networks["edge"], "app": args.networks["app"]}, ["gateway"]),

@@ -15,7 +15,9 @@ import pulumi_docker as docker
 from infra.local import containers
 from infra.local.services import COLLECTOR_HOST
 
-COLLECTOR_CONFIG_PATH = "/etc/otelcol-contrib/config.yaml"
+# The collector image has no shell and a read-only root: its configuration comes from the
+# environment through the collector's own `env:` config provider.
+COLLECTOR_CONFIG_ENV = "OTELCOL_CONFIG"
 JAEGER_HOST = "jaeger"
 JAEGER_UI_PORT = 16686
 
@@ -75,8 +77,8 @@ class LocalMonitoring(pulumi.ComponentResource):
             **containers.hardened(read_only=True, user="10001"),
             name=f"{args.name_prefix}-collector",
             image=collector_image.image_id,
-            command=[f"--config={COLLECTOR_CONFIG_PATH}"],
-            uploads=[docker.ContainerUploadArgs(file=COLLECTOR_CONFIG_PATH, content=COLLECTOR_CONFIG)],
+            command=[f"--config=env:{COLLECTOR_CONFIG_ENV}"],
+            envs=[f"{COLLECTOR_CONFIG_ENV}={COLLECTOR_CONFIG}"],
             networks_advanced=containers.attach({"app": args.app_network}, [COLLECTOR_HOST]),
             labels=containers.labels("monitoring", args.stack),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ui]),

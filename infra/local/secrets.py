@@ -32,9 +32,11 @@ class LocalSecrets:
 
 
 def ensure(directory: Path, cache_user: str, service_secrets: list[str]) -> list[str]:
-    """Write any missing secret file (random, mode 0600); return the names written.
+    """Write any missing secret file (random); return the names written.
 
-    Existing files are kept: a password that PostgreSQL already holds must not change under it.
+    The directory is 0700 (no other user of this machine gets in); the files are 0644 because a bind
+    mount keeps the host's owner, and the containers read them as their own non-root users. Existing
+    files are kept: a password that PostgreSQL already holds must not change under it.
     """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
@@ -43,7 +45,7 @@ def ensure(directory: Path, cache_user: str, service_secrets: list[str]) -> list
         path = directory / name
         if not path.exists():
             path.write_text(token_source.token_urlsafe(24))
-            path.chmod(0o600)
+            path.chmod(0o644)
             written.append(name)
     acl = directory / CACHE_ACL
     password = (directory / CACHE_APP).read_text().strip()
@@ -51,6 +53,6 @@ def ensure(directory: Path, cache_user: str, service_secrets: list[str]) -> list
     content = f"user default off\nuser {cache_user} on >{password} ~* &* +@all\n"
     if not acl.exists() or acl.read_text() != content:
         acl.write_text(content)
-        acl.chmod(0o644)  # read by the valkey user inside its container; the directory stays 0700
+        acl.chmod(0o644)
         written.append(CACHE_ACL)
     return written

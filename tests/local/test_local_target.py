@@ -46,7 +46,8 @@ def test_the_migration_runs_first_and_the_service_waits_for_it(local_synth):
     migration, service = found["products-migrate"], found["products-service"]
     assert migration["inputs"]["attach"] is True and migration["inputs"]["mustRun"] is False
     assert migration["inputs"]["command"] == ["python", "-m", "products.migrate"]
-    # The service takes the migration's checked exit code as a label: Pulumi orders it after the migration.
+    assert migration["urn"] in service["options"]["dependencies"]
+    # The service takes the migration's checked exit code as a label, so a failed migration stops it.
     labels = {label["label"]: label["value"] for label in service["inputs"]["labels"]}
     assert labels["refarch.migration-exit-code"] == "0"
     assert {found["database"]["urn"], found["cache"]["urn"]} <= set(migration["options"]["dependsOn"])

@@ -53,13 +53,13 @@ def test_up_without_an_engine_says_so_and_writes_nothing(repo):
     assert adapter.calls == [] and not (repo / ".local").exists()
 
 
-def test_up_writes_private_secrets_once_then_creates_and_updates_the_stack(repo, capsys):
+def test_up_writes_secrets_once_in_a_private_directory_then_creates_and_updates_the_stack(repo, capsys):
     adapter = Recorder()
     outputs = local.up("local", adapter, ping=lambda: None)
     directory = repo / ".local/secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for name in (secrets.DATABASE_MASTER, secrets.DATABASE_APP, secrets.CACHE_APP):
-        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
+        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o644  # read through the 0700 directory only
         assert len((directory / name).read_text()) >= 24
     password = (directory / secrets.CACHE_APP).read_text()
     assert (directory / secrets.CACHE_ACL).read_text() == f"user default off\nuser app on >{password} ~* &* +@all\n"

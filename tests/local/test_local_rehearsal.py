@@ -1,0 +1,144 @@
+"""The local stack rehearsed on the real engine: what its synth registers, created and exercised.
+
+The telemetry images (the OpenTelemetry collector, Jaeger) cannot be built from Debian packages, so
+the rehearsal runs the stack with `local.telemetry: false`; their containers are covered under the
+mock runtime (tests/local/test_local_target.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.config import parse
+from infra.local import secrets as local_secrets
+from ops import stackfile
+from ops.synth import run
+from tests.delivery.conftest import free_port
+from tests.engine.conftest import built, engine  # noqa: F401 - the engine tests' own fixtures
+from tests.local.rehearsal import Rehearsal
+
+pytestmark = pytest.mark.engine
+IMAGES = Path(__file__).parent / "images"
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.fixture(scope="module")
+def stand_ins(engine):  # noqa: F811
+    """The platform images the local stack pins, rebuilt from Debian packages (nothing can be pulled)."""
+    tags = {}
+    for name in ("postgres", "valkey", "haproxy"):
+        tag = f"refarch-rehearsal/{name}:local"
+        engine.images.build(path=str(IMAGES / name), tag=tag, rm=True)
+        tags[name] = tag
+    return tags
+
+
+@pytest.fixture(scope="module")
+def stack(engine, built, stand_ins, tmp_path_factory):  # noqa: F811
+    import infra.local.program as program
+
+    root = tmp_path_factory.mktemp("local-stack")
+    values = stackfile.read_values("local")
+    values["refarch:local"] = {**values["refarch:local"], "telemetry": False}
+    values["refarch:images"] = {"products": built.ref}
+    config = parse(values, "local", "stacks/Pulumi.local.yaml")
+    local_secrets.ensure(root / config.local_target.secrets_dir, "app", [])
+    original = program.ROOT
+    program.ROOT = root  # the secrets' host paths point into this test's own directory
+    try:
+        synth = run(config, "local")
+    finally:
+        program.ROOT = original
+    gateway_port = free_port()
+    images = {"database": stand_ins["postgres"], "cache": stand_ins["valkey"], "gateway": stand_ins["haproxy"],
+              "products-migrate": built.ref, "products-service": built.ref}
+    rehearsal = Rehearsal(engine, synth, images, uuid.uuid4().hex[:6], {config.local_target.gateway_port: gateway_port})
+    try:
+        rehearsal.up()
+        yield rehearsal, f"http://127.0.0.1:{gateway_port}"
+    finally:
+        rehearsal.down()
+        left = [c.name for c in engine.containers.list(all=True) if c.name.endswith(rehearsal.suffix)]
+        assert left == [], f"the rehearsal left {left}"
+
+
+def call(url: str, method: str = "GET", body: dict[str, Any] | None = None) -> tuple[int, dict[str, str], str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with _direct.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def eventually(url: str, status: int, timeout: float = 30) -> tuple[int, dict[str, str], str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = call(url)
+            if got[0] == status or time.monotonic() > deadline:
+                return got
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def test_local_stack_starts_in_dependency_order(stack):
+    rehearsal, _ = stack
+    order = rehearsal.order
+    assert order.index("database") < order.index("products-migrate") < order.index("products-service")
+    assert order.index("cache") < order.index("products-migrate")
+
+
+def test_local_products_through_the_gateway_come_from_postgres_then_the_cache(stack):
+    _, base = stack
+    assert eventually(f"{base}/products", 200)[0] == 200  # the gateway's health check saw the service up
+    status, _, body = call(f"{base}/products", "POST", {"name": "rehearsal lamp", "price": "12.50"})
+    assert status == 201, body
+    product = json.loads(body)
+    status, headers, body = call(f"{base}/products/{product['id']}")
+    assert (status, headers.get("X-Cache"), json.loads(body)["name"]) == (200, "miss", "rehearsal lamp")
+    status, headers, _ = call(f"{base}/products/{product['id']}")
+    assert (status, headers.get("X-Cache")) == (200, "hit")
+    status, _, body = call(f"{base}/products")
+    assert status == 200 and "rehearsal lamp" in body
+
+
+def test_local_gateway_answers_an_undeclared_path_with_the_fixed_404(stack):
+    _, base = stack
+    status, _, body = call(f"{base}/not-a-route")
+    assert (status, body) == (404, "Not Found")
+
+
+def test_local_gateway_cannot_reach_postgres_but_the_service_can(stack):
+    rehearsal, _ = stack
+    probe = "exec 3<>/dev/tcp/database/5432 && echo open"
+    code, out = rehearsal.containers["gateway"].exec_run(["/bin/bash", "-c", probe])
+    assert code != 0 and b"open" not in out, out
+    service = rehearsal.containers["products-service"]
+    code, out = service.exec_run(["python", "-c", "import socket; socket.create_connection(('database', 5432), 3)"])
+    assert code == 0, out
+
+
+def test_local_cache_stopped_degrades_as_the_service_documents(stack):
+    rehearsal, base = stack
+    rehearsal.containers["cache"].stop(timeout=5)
+    try:
+        status, _, body = call(f"{base}/products")
+        assert status == 200, body
+        status, _, body = call(f"{base}/health")
+        assert status == 200, body
+        assert "degraded" in body
+    finally:
+        rehearsal.containers["cache"].start()
