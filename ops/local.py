@@ -16,6 +16,37 @@ from ops.errors import OpsError
 ROOT = Path(__file__).resolve().parents[1]
 # The cache user's name lives in the local cache layer; read here without importing pulumi_docker.
 CACHE_USER = "app"
+# The images `invoke up` just built, by service: the program reads them (infra/local/program.py), so a
+# rebuild replaces the container without writing machine-specific ids into the stack file.
+IMAGES_ENV = "REFARCH_LOCAL_IMAGES"
+LOCAL_TAG = "local"
+
+
+def host_architecture() -> str:
+    import platform
+
+    return "ARM64" if platform.machine().lower() in ("arm64", "aarch64") else "X86_64"
+
+
+def build_images(stack: str, config: Any, docker: Any, engine: Any, git: Any,
+                 base_image: str | None = None) -> dict[str, str]:
+    """Each `build` service built for this machine's architecture, loaded into the engine (no push):
+    service -> the engine's image id."""
+    from datetime import UTC, datetime
+
+    epoch = git.commit_time()
+    images = {}
+    for svc in config.services:
+        if not svc.build:
+            continue
+        repository = f"refarch-{stack}/{svc.name}"
+        docker.buildx_build(context=svc.build, repository=repository, git_sha=git.sha(),
+                            architecture=host_architecture(), source_url=None,
+                            created=datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            push=False, tag=LOCAL_TAG, base_image=base_image, source_date_epoch=epoch)
+        images[svc.name] = engine.images.get(f"{repository}:{LOCAL_TAG}").id
+        err.print(f"{svc.name}: built {repository}:{LOCAL_TAG} ({images[svc.name][:19]})")
+    return images
 
 
 class Adapter(Protocol):
@@ -48,11 +79,18 @@ def _engine_reachable(ping: Callable[[], None] | None = None) -> None:
                        f"start one (see docs/local.md)") from None
 
 
-def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None) -> dict[str, Any]:
+def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None,
+       build: Callable[[Any], dict[str, str]] | None = None) -> dict[str, Any]:
+    """`build` (config -> images) defaults to building with the engine; tests pass their own."""
+    import json
+    import os
+
     from infra.local import secrets
 
     config = _local_config(stack)
     _engine_reachable(ping)
+    images = (build or (lambda cfg: _default_build(stack, cfg)))(config)
+    os.environ[IMAGES_ENV] = json.dumps(images, sort_keys=True)
     directory = ROOT / config.local_target.secrets_dir
     written = secrets.ensure(directory, CACHE_USER, sorted({k for s in config.services for k in s.secrets}))
     for name in written:
@@ -64,6 +102,15 @@ def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None) 
     if outputs.get("telemetry_ui_url"):
         out.print(f"telemetry: {outputs['telemetry_ui_url']}")
     return outputs
+
+
+def _default_build(stack: str, config: Any) -> dict[str, str]:
+    import docker as docker_sdk  # type: ignore[import-untyped]
+
+    from ops.delivery.docker_adapter import Docker
+    from ops.delivery.git import Git
+
+    return build_images(stack, config, Docker(), docker_sdk.from_env(), Git(ROOT))
 
 
 def down(stack: str, adapter: Adapter) -> None:

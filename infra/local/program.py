@@ -21,6 +21,15 @@ from infra.local.services import LocalServices, LocalServicesArgs, container_nam
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def built_images(config: cfg.StackConfig) -> dict[str, str]:
+    """The stack's images, with those `invoke up` has just built (ops/local.py) taking precedence."""
+    import json
+    import os
+
+    fresh = json.loads(os.environ.get("REFARCH_LOCAL_IMAGES") or "{}")
+    return {**config.images, **{k: v for k, v in fresh.items() if any(s.name == k for s in config.services)}}
+
+
 def build(config: cfg.StackConfig) -> None:
     stack = pulumi.get_stack()
     prefix = f"{pulumi.get_project()}-{stack}"
@@ -45,7 +54,7 @@ def build(config: cfg.StackConfig) -> None:
             stack=stack, ui_port=local.telemetry_ui_port, app_network=nets["app"], edge_network=nets["edge"]))
 
     services = LocalServices("services", LocalServicesArgs(
-        services=config.services, images=config.images, name_prefix=prefix, stack=stack,
+        services=config.services, images=built_images(config), name_prefix=prefix, stack=stack,
         environment=config.environment, networks=nets, database=database, cache=cache, secrets=secrets,
         tracing=tracing))
 

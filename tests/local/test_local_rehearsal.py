@@ -142,3 +142,16 @@ def test_local_cache_stopped_degrades_as_the_service_documents(stack):
         assert "degraded" in body
     finally:
         rehearsal.containers["cache"].start()
+
+
+def test_local_up_builds_each_service_into_the_engine_for_this_machine(engine):  # noqa: F811
+    from ops import local
+    from ops.delivery.docker_adapter import Docker
+    from ops.delivery.git import Git
+    from tests.engine.conftest import BASE_IMAGES, ROOT
+
+    config = stackfile.load("local")
+    images = local.build_images("local", config, Docker(), engine, Git(ROOT), base_image=BASE_IMAGES["python"])
+    image = engine.images.get("refarch-local/products:local")
+    assert images == {"products": image.id}
+    assert image.attrs["Architecture"] == {"X86_64": "amd64", "ARM64": "arm64"}[local.host_architecture()]

@@ -105,3 +105,17 @@ def test_a_failed_migration_stops_the_service_from_starting():
     assert migration_succeeded("products")(0) == "0"
     with pytest.raises(pulumi.RunError, match="services.products: the migration exited 3; the service was not started"):
         migration_succeeded("products")(3)
+
+
+def test_the_images_invoke_up_just_built_replace_the_stacks(monkeypatch):
+    import json
+
+    from ops import stackfile
+    from ops.synth import run
+
+    image_id = "sha256:" + "c" * 64
+    monkeypatch.setenv("REFARCH_LOCAL_IMAGES", json.dumps({"products": image_id, "ghost": "sha256:" + "d" * 64}))
+    fresh = run(stackfile.load("local"), "local")
+    found = containers(fresh)
+    assert found["products-service"]["inputs"]["image"] == image_id
+    assert found["products-migrate"]["inputs"]["image"] == image_id

@@ -33,13 +33,14 @@ class Recorder:
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
     monkeypatch.setattr(local, "ROOT", tmp_path)
+    monkeypatch.delenv(local.IMAGES_ENV, raising=False)
     return tmp_path
 
 
 def test_up_refuses_an_aws_stack_before_anything_happens(repo):
     adapter = Recorder()
     with pytest.raises(OpsError, match="stack 'dev' targets aws: .* use `invoke deploy --stack dev`"):
-        local.up("dev", adapter, ping=lambda: None)
+        local.up("dev", adapter, ping=lambda: None, build=lambda c: {})
     assert adapter.calls == [] and not (repo / ".local").exists()
 
 
@@ -49,13 +50,14 @@ def test_up_without_an_engine_says_so_and_writes_nothing(repo):
 
     adapter = Recorder()
     with pytest.raises(OpsError, match="no Docker engine answers on this machine's socket"):
-        local.up("local", adapter, ping=dead)
+        local.up("local", adapter, ping=dead, build=lambda c: {})
     assert adapter.calls == [] and not (repo / ".local").exists()
 
 
 def test_up_writes_secrets_once_in_a_private_directory_then_creates_and_updates_the_stack(repo, capsys):
     adapter = Recorder()
-    outputs = local.up("local", adapter, ping=lambda: None)
+    image_id = "sha256:" + "b" * 64
+    outputs = local.up("local", adapter, ping=lambda: None, build=lambda c: {"products": image_id})
     directory = repo / ".local/secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for name in (secrets.DATABASE_MASTER, secrets.DATABASE_APP, secrets.CACHE_APP):
@@ -64,13 +66,17 @@ def test_up_writes_secrets_once_in_a_private_directory_then_creates_and_updates_
     password = (directory / secrets.CACHE_APP).read_text()
     assert (directory / secrets.CACHE_ACL).read_text() == f"user default off\nuser app on >{password} ~* &* +@all\n"
     assert adapter.calls == [("select", "local", True), ("up",)]
+    # The program reads what was just built, so the container follows the new image.
+    import json
+    import os
+    assert json.loads(os.environ[local.IMAGES_ENV]) == {"products": image_id}
     assert outputs["gateway_url"] == "http://127.0.0.1:8080"
     printed = capsys.readouterr().out
     assert "gateway: http://127.0.0.1:8080" in printed and "telemetry: http://127.0.0.1:16686" in printed
     assert password not in printed
 
     before = {p.name: p.read_text() for p in directory.iterdir()}
-    local.up("local", Recorder(), ping=lambda: None)
+    local.up("local", Recorder(), ping=lambda: None, build=lambda c: {})
     assert {p.name: p.read_text() for p in directory.iterdir()} == before  # PostgreSQL keeps its password
 
 
