@@ -14,6 +14,7 @@ message when the ``CI`` environment variable is set.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -22,6 +23,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -33,6 +35,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -136,6 +139,38 @@ class PostgresServer:
     port: int
     user: str
     password: str = field(repr=False)
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    _start: Callable[[PostgresServer], None] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        """Fast shutdown: sessions are ended and the port refuses connections."""
+        assert self.process is not None
+        _stop(self.process, signal.SIGINT)
+
+    def start(self) -> None:
+        """Start the stopped cluster again, on the same port with the same data."""
+        assert (
+            self._start is not None and self.process is not None and self.process.poll() is not None
+        )
+        self._start(self)
+
+    def signal_all(self, sig: int) -> None:
+        """Send ``sig`` to the postmaster and each of its children, by PID.
+
+        Not ``killpg``: every PostgreSQL child process calls setsid() and so leaves the
+        postmaster's process group.
+        """
+        assert self.process is not None
+        parent = self.process.pid
+        pids = [parent]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    pids.append(int(stat.parent.name))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def conninfo(self, dbname: str = "postgres") -> str:
         return make_conninfo(
@@ -202,6 +237,8 @@ class RedisServer:
         return CacheSettings(**values)
 
     def stop(self) -> None:
+        if self.process.poll() is None:  # a test may have left it frozen
+            self.process.send_signal(signal.SIGCONT)
         _stop(self.process, signal.SIGTERM)
 
 
@@ -256,8 +293,9 @@ def start_redis(workdir: Path) -> RedisServer:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+@contextlib.contextmanager
+def postgres_instance() -> Iterator[PostgresServer]:
+    """A fresh PostgreSQL cluster on a free port, stopped and deleted on exit."""
     bindir = _pg_bindir()
     if bindir is None:
         _unavailable(
@@ -305,53 +343,76 @@ def postgres_server() -> Iterator[PostgresServer]:
 
         port = free_port()
         log_path = base / "postgres.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(  # noqa: S603 - fixed argv
-                [
-                    str(bindir / "postgres"),
-                    "-D",
-                    str(datadir),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-k",
-                    str(sockdir),
-                    # A throwaway test server: durability off for speed.
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "max_connections=60",
-                    "-c",
-                    "shared_buffers=32MB",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=base,
-                start_new_session=True,
-                **_as(ids),
-            )
-        server = PostgresServer("127.0.0.1", port, PG_USER, password)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"postgres exited with {process.returncode}:\n{_tail(log_path)}")
-            try:
-                with server.connect():
-                    break
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"postgres did not start in time:\n{_tail(log_path)}")
-                time.sleep(0.05)
+
+        def launch() -> subprocess.Popen:
+            with open(log_path, "ab") as log:
+                return subprocess.Popen(  # noqa: S603 - fixed argv
+                    [
+                        str(bindir / "postgres"),
+                        "-D",
+                        str(datadir),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-k",
+                        str(sockdir),
+                        # A throwaway test server: durability off for speed.
+                        "-c",
+                        "fsync=off",
+                        "-c",
+                        "synchronous_commit=off",
+                        "-c",
+                        "full_page_writes=off",
+                        "-c",
+                        "max_connections=60",
+                        "-c",
+                        "shared_buffers=32MB",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=base,
+                    start_new_session=True,
+                    **_as(ids),
+                )
+
+        def start(server: PostgresServer) -> None:
+            nonlocal process
+            process = server.process = launch()
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"postgres exited with {process.returncode}:\n{_tail(log_path)}")
+                try:
+                    with server.connect():
+                        return
+                except psycopg.OperationalError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"postgres did not start in time:\n{_tail(log_path)}")
+                    time.sleep(0.05)
+
+        server = PostgresServer("127.0.0.1", port, PG_USER, password, None, start)
+        start(server)
         yield server
     finally:
         if process is not None:
+            if process.poll() is None:  # a test may have left it frozen
+                server.signal_all(signal.SIGCONT)
             _stop(process, signal.SIGINT)  # SIGINT = "fast" shutdown
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with postgres_instance() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_factory() -> Iterator[Callable[[], PostgresServer]]:
+    """Starts private PostgreSQL clusters (to stop or freeze one mid-test), removed at teardown."""
+    with contextlib.ExitStack() as stack:
+        yield lambda: stack.enter_context(postgres_instance())
 
 
 @pytest.fixture(scope="session")
@@ -420,3 +481,30 @@ def db(postgres_server: PostgresServer, app_database: str) -> Iterator[psycopg.C
 def cache(redis_server: RedisServer) -> Iterator[redis.Redis]:
     with redis_server.client() as client:
         yield client
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn (HTTP/1.1 over TCP) in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            timeout_graceful_shutdown=2,
+        )
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the app did not start under uvicorn")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

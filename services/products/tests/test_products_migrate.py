@@ -239,3 +239,31 @@ def test_missing_configuration_exits_2(
         monkeypatch.delenv(name, raising=False)
     assert migrate.main([]) == 2
     assert "DATABASE_HOST" in capsys.readouterr().err
+
+
+def test_cli_creates_and_grants_the_app_role_as_infra_runs_it(
+    postgres_server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # C2: the migration task logs in as the master user, with DATABASE_APP_USER naming the
+    # role the service logs in as (with IAM tokens on RDS, so it gets no password).
+    database, role = postgres_server.create_database("appuser"), f"app_{uuid.uuid4().hex[:8]}"
+    env = postgres_server.env(database) | {
+        "DATABASE_AUTH": "password",
+        "DATABASE_APP_USER": role,
+        "PRODUCTS_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert migrate.main([]) == 0
+    out = capsys.readouterr().out
+    assert f"created role {role}" in out and f"granted {role} SELECT, INSERT" in out
+    assert migrate.main([]) == 0  # a second deploy: nothing to create, grants re-applied
+    assert "created role" not in capsys.readouterr().out
+    with postgres_server.connect(database) as admin:
+        privileges = admin.execute(
+            "SELECT has_table_privilege(%s, 'products', 'INSERT'),"
+            " has_table_privilege(%s, 'products', 'DELETE'),"
+            " (SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = %s)",
+            (role, role, role),
+        ).fetchone()
+    assert privileges == (True, False, True)

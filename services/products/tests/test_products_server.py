@@ -12,8 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import serving
 
 from products.__main__ import main as server_main
+from products.db import Database
 
 
 def _probe(port: int) -> subprocess.CompletedProcess[str]:
@@ -53,7 +55,7 @@ def test_server_serves_the_api_and_stops_gracefully_on_sigterm(
         while True:
             assert server.poll() is None, log_path.read_text()
             try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -99,3 +101,35 @@ def test_server_refuses_to_start_without_configuration(
     assert server_main() == 2
     err = capsys.readouterr().err
     assert "configuration error" in err and "DATABASE_HOST" in err and "CACHE_HOST" in err
+
+
+def test_an_unhandled_error_says_connection_close_and_the_next_request_works(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self, name, price):  # a bug, not a database outage
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Database, "insert_product", broken)
+    with serving(settings) as base, httpx.Client(base_url=base, timeout=5) as client:
+        failed = client.post("/products", json={"name": "Mug", "price": "1.00"})
+        assert failed.status_code == 500
+        assert failed.headers["connection"] == "close"
+        assert failed.json() == {
+            "detail": [{"loc": [], "msg": "internal error", "type": "internal_error"}]
+        }
+        # Same client: it must not reuse the closed connection for an unrelated request.
+        assert client.get("/health/live").status_code == 200
+
+
+def test_head_and_options_over_real_http(settings) -> None:
+    with serving(settings) as base, httpx.Client(base_url=base, timeout=5) as client:
+        get, head = client.get("/health/live"), client.head("/health/live")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == get.headers["content-length"]
+        options = client.options("/products")
+        assert options.status_code == 204 and options.headers["allow"] == "GET, POST, HEAD, OPTIONS"
+        too_big = client.post(
+            "/products", content=b"x" * 10_000, headers={"Content-Type": "application/json"}
+        )
+        assert too_big.status_code == 413 and too_big.headers["connection"] == "close"
+        assert client.get("/health/live").status_code == 200

@@ -1,35 +1,38 @@
-"""HTTP API: ``POST /products``, ``GET /products``, ``GET /products/{id}``, ``GET /health``.
+"""HTTP API: products, and liveness/readiness for the platform.
 
-Paths are the ones the ALB forwards unchanged (listener rule ``/products*``;
-``/health`` is the target group's health-check path).
+Paths are the ones the ALB forwards unchanged (listener rule ``/products*``). The target
+group checks ``/health/ready`` (``/health`` is its alias); the container HEALTHCHECK checks
+``/health/live``. Every error answer has the one shape of ``products.errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
-from fastapi import FastAPI, Query, Request, status
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from products import __version__
 from products.cache import Cache, CacheUnavailable
 from products.config import Settings
-from products.db import Database, DatabaseUnavailable
-from products.models import Product, ProductCreate
+from products.db import Database, DatabaseUnavailable, InvalidData
+from products.errors import BodySizeLimit, capped, error_body
+from products.models import PATTERN_MESSAGES, Product, ProductCreate
+from products.openapi import build_openapi
 
 log = logging.getLogger(__name__)
 
-_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No product with this id"},
-    422: {"description": "Invalid request"},
-    503: {"description": "Database unavailable"},
-}
+JSON_TYPES = ("application/json",)
+METHOD_ORDER = ("GET", "POST", "HEAD", "OPTIONS")
 
 
 def _product_response(
@@ -43,13 +46,63 @@ def _product_response(
     )
 
 
-async def _check(name: str, probe: Awaitable[None], timeout: float) -> str:
+def _errors(exc: ValidationError | RequestValidationError, prefix: tuple[str, ...] = ()) -> Any:
+    # Where and why only: pydantic's "input" and "ctx" would echo the client's data back.
+    errors = []
+    for err in exc.errors():
+        loc = [*prefix, *err.get("loc", ())]
+        msg = err.get("msg", "")
+        if err.get("type") == "string_pattern_mismatch" and loc:
+            msg = PATTERN_MESSAGES.get(str(loc[-1]), msg)
+        errors.append({"loc": loc, "msg": msg, "type": err.get("type", "")})
+    return capped(errors)
+
+
+def _unavailable(what: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        content=error_body([], f"{what} unavailable", f"{what}_unavailable"),
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _check(name: str, probe: Callable[[], Awaitable[None]], timeout: float) -> bool:
     try:
-        await asyncio.wait_for(probe, timeout=timeout)
+        await asyncio.wait_for(probe(), timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - any failure makes the dependency unhealthy
-        log.warning("health check: %s failed (%s)", name, type(exc).__name__)
-        return "error"
-    return "ok"
+        log.warning("readiness: %s failed (%s)", name, type(exc).__name__)
+        return False
+    return True
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() not in JSON_TYPES:
+        return False
+    charset = [
+        p.split("=", 1)[1].strip().strip('"').lower()
+        for p in params.split(";")
+        if "=" in p and p.split("=", 1)[0].strip().lower() == "charset"
+    ]
+    return all(c in ("utf-8", "utf8") for c in charset)
+
+
+def _allowed(request: Request) -> str:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE and isinstance(route, BaseRoute):
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(m for m in METHOD_ORDER if m in methods)
+
+
+def _options(allow: str) -> Callable[[], Awaitable[Response]]:
+    async def options() -> Response:
+        return Response(status_code=204, headers={"Allow": allow})
+
+    return options
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,50 +130,73 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(BodySizeLimit)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # The client's input is not echoed back: only where and why it was rejected.
-        errors = [
-            {
-                "loc": list(err.get("loc", ())),
-                "msg": err.get("msg", ""),
-                "type": err.get("type", ""),
-            }
-            for err in exc.errors()
-        ]
-        return JSONResponse(status_code=422, content={"detail": errors})
+        return JSONResponse(status_code=422, content=_errors(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; a path has several.
+            headers["Allow"] = _allowed(request)
+        return JSONResponse(
+            status_code=exc.status_code,
+            content=error_body([], str(exc.detail), kinds.get(exc.status_code, "http_error")),
+            headers=headers,
+        )
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.error("database unavailable during %s %s (%s)", request.method, request.url.path, exc)
+        return _unavailable("database")
+
+    @app.exception_handler(InvalidData)
+    async def invalid_data(request: Request, exc: InvalidData) -> JSONResponse:
+        log.warning("database refused the values of %s %s", request.method, request.url.path)
         return JSONResponse(
-            status_code=503,
-            content={"detail": "database unavailable"},
-            headers={"Retry-After": "5"},
+            status_code=422,
+            content=error_body(["body"], f"refused by the database: {exc}", "database_rejected"),
         )
 
-    @app.post(
-        "/products",
-        status_code=status.HTTP_201_CREATED,
-        response_model=Product,
-        responses=_ERROR_RESPONSES,
-    )
-    async def create_product(body: ProductCreate, request: Request) -> Response:
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # The server may close the connection after an unhandled error: say so, so that
+        # a client (or the ALB) never reuses it and fails an unrelated request.
+        log.exception("unhandled error during %s %s", request.method, request.url.path)
+        return JSONResponse(
+            status_code=500,
+            content=error_body([], "internal error", "internal_error"),
+            headers={"Connection": "close"},
+        )
+
+    async def create_product(request: Request) -> Response:
+        if not _is_json(request.headers.get("content-type")):
+            return JSONResponse(
+                status_code=415,
+                content=error_body(
+                    ["header", "Content-Type"], "must be application/json", "unsupported_media_type"
+                ),
+            )
+        try:
+            body = ProductCreate.model_validate_json(await request.body())
+        except ValidationError as exc:
+            return JSONResponse(status_code=422, content=_errors(exc, ("body",)))
         database: Database = request.app.state.database
-        product = await database.insert_product(body.name, body.price)
+        product = await database.insert_product(body.name, body.price_value)
         return _product_response(product, 201, {"Location": f"/products/{product.id}"})
 
     # The newest products, straight from the database: the deploy's smoke check GETs this
     # through the gateway, so a 200 proves routing, the app and its database path at once.
-    @app.get("/products", responses={503: {"description": "Database unavailable"}})
     async def recent_products(request: Request, limit: int = Query(20, ge=1, le=100)) -> Response:
         database: Database = request.app.state.database
         products = await database.recent_products(limit)
         body = "[" + ",".join(product.to_json() for product in products) + "]"
         return Response(content=body, media_type="application/json")
 
-    @app.get("/products/{product_id}", response_model=Product, responses=_ERROR_RESPONSES)
     async def get_product(product_id: UUID, request: Request) -> Response:
         database: Database = request.app.state.database
         cache: Cache = request.app.state.cache
@@ -135,7 +211,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         product = await database.get_product(product_id)
         if product is None:
-            return JSONResponse(status_code=404, content={"detail": "product not found"})
+            return JSONResponse(
+                status_code=404,
+                content=error_body(["path", "product_id"], "product not found", "not_found"),
+            )
         if cache_ok:
             try:
                 await cache.set_product(product)
@@ -143,24 +222,48 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 log.warning("cache write failed (%s)", exc)
         return _product_response(product, headers={"X-Cache": "miss"})
 
-    @app.get("/health", responses={503: {"description": "A dependency is unavailable"}})
-    async def health(request: Request) -> JSONResponse:
+    async def live() -> JSONResponse:
+        # The process serves requests: nothing else. A database or cache outage must not
+        # make ECS replace tasks that would serve again as soon as it is over.
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    async def ready(request: Request) -> JSONResponse:
         database: Database = request.app.state.database
         cache: Cache = request.app.state.cache
         timeout = settings.health_timeout_seconds
-        db_status, cache_status = await asyncio.gather(
-            _check("database", database.ping(timeout), timeout),
-            _check("cache", cache.ping(), timeout),
+        db_ok, cache_ok = await asyncio.gather(
+            _check("database", lambda: database.ping(timeout), timeout),
+            _check("cache", cache.ping, timeout),
         )
-        healthy = db_status == "ok" and cache_status == "ok"
+        if not db_ok:
+            status_code, overall = 503, "error"
+        else:
+            status_code, overall = 200, "ok" if cache_ok else "degraded"
         return JSONResponse(
-            status_code=200 if healthy else 503,
+            status_code=status_code,
             content={
-                "status": "ok" if healthy else "error",
-                "database": db_status,
-                "cache": cache_status,
+                "status": overall,
+                "database": "ok" if db_ok else "error",
+                "cache": "ok" if cache_ok else "degraded",
             },
             headers={"Cache-Control": "no-store"},
         )
 
+    routes: list[tuple[str, Callable[..., Awaitable[Response]], tuple[str, ...]]] = [
+        ("/products", recent_products, ("GET", "POST")),
+        ("/products/{product_id}", get_product, ("GET",)),
+        ("/health/live", live, ("GET",)),
+        ("/health/ready", ready, ("GET",)),
+        ("/health", ready, ("GET",)),
+    ]
+    for path, endpoint, methods in routes:
+        if "POST" in methods:
+            app.add_api_route(path, create_product, methods=["POST"], name="createProduct")
+        app.add_api_route(path, endpoint, methods=["GET"], name=endpoint.__name__)
+        # HEAD answers like GET without the body; OPTIONS lists what the path allows.
+        app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
+        allow = ", ".join([*methods, "HEAD", "OPTIONS"])
+        app.add_api_route(path, _options(allow), methods=["OPTIONS"], include_in_schema=False)
+
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

@@ -8,6 +8,10 @@
   started at the same time waits, then finds nothing left to apply.
 * The checksum of every applied file is stored; editing an applied file is an
   error (write a new migration instead).
+* With ``DATABASE_APP_USER`` set, the runner then creates that login role if it is missing
+  (no password: on RDS it logs in with IAM tokens) and grants it what the API needs and no
+  more: CONNECT, USAGE on the schema, SELECT and INSERT on its tables (now and future),
+  and ``rds_iam`` when that role exists (it does on RDS, not on a plain PostgreSQL).
 
 Connection settings come from the same ``DATABASE_*`` variables as the API.
 Exit codes: 0 success, 1 a migration failed, 2 configuration or usage error.
@@ -26,8 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from products.config import ConfigError, DatabaseSettings
+from products.credentials import CredentialError
 
 # int.from_bytes(b"products", "big"): a fixed, recognisable pg_advisory_lock key.
 LOCK_KEY = 0x70726F6475637473
@@ -151,6 +158,31 @@ def apply_migrations(
     return applied_now
 
 
+def grant_app_role(conninfo: str, role: str, log: Callable[[str], object] = print) -> None:
+    """Create ``role`` if missing and grant it the API's privileges (idempotent)."""
+    ident = sql.Identifier(role)
+    with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if exists is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+            log(f"created role {role}")
+        row = conn.execute("SELECT current_database(), current_schema()").fetchone()
+        assert row is not None
+        database, schema = (sql.Identifier(name) for name in row)
+        for statement in (
+            "GRANT CONNECT ON DATABASE {db} TO {role}",
+            "GRANT USAGE ON SCHEMA {schema} TO {role}",
+            "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA {schema} TO {role}",
+            # Tables later migrations create (as this same migration user) too.
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT SELECT, INSERT ON TABLES TO {role}",
+        ):
+            conn.execute(sql.SQL(statement).format(db=database, schema=schema, role=ident))
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'").fetchone():
+            conn.execute(sql.SQL("GRANT rds_iam TO {}").format(ident))
+            log(f"granted rds_iam to {role}")
+    log(f"granted {role} SELECT, INSERT on the schema's tables")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m products.migrate", description=__doc__.split("\n")[0]
@@ -172,14 +204,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     directory = args.dir or default_directory()
     print(f"migrate: {settings.describe()} from {directory}", flush=True)
+
+    def say(line: str) -> None:
+        print(f"migrate: {line}", flush=True)
+
     try:
-        applied = apply_migrations(
+        password = settings.credential()()
+        conninfo = make_conninfo(
             settings.conninfo(application_name="products-migrate", app_session=False),
+            password=password or None,
+        )
+        applied = apply_migrations(
+            conninfo,
             directory,
             wait_timeout=args.wait_timeout,
             lock_timeout=args.lock_timeout,
-            log=lambda line: print(f"migrate: {line}", flush=True),
+            log=say,
         )
+        if settings.app_user:
+            grant_app_role(conninfo, settings.app_user, log=say)
+    except CredentialError as exc:
+        print(f"migrate: credential error: {exc}", file=sys.stderr)
+        return 2
     except MigrationError as exc:
         print(f"migrate: FAILED {exc.filename}: {exc.reason}", file=sys.stderr)
         return 1

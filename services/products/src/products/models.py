@@ -1,8 +1,13 @@
 """API models: what a client may send and what the API returns.
 
-``price`` is a decimal with at most 2 decimal places. It is accepted as a JSON
-number or a numeric string and always returned as a string with exactly two
-decimals ("19.90") so that no client ever sees a binary floating-point value.
+The schema published in OpenAPI is exactly what the server enforces:
+
+* ``name``: 1-200 characters, no control characters (C0, DEL, C1: NUL included), no
+  surrogates, no whitespace at either end (refused, not trimmed, so the length the
+  schema states is the length stored).
+* ``price``: a decimal string, 0 to 9999999999.99, at most two decimals, no sign, exponent
+  or leading zeros (``"12.50"``, ``"7"``, ``"0.5"``). Always returned with exactly two
+  decimals so that no client ever parses money as a binary float.
 """
 
 from __future__ import annotations
@@ -20,15 +25,22 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
 NAME_MAX_LENGTH = 200
 PRICE_MAX_DIGITS = 12  # NUMERIC(12, 2) in the database
 CENT = Decimal("0.01")
-
-
-def _normalize_price(value: Decimal) -> Decimal:
-    # "+ 0" turns -0 into 0; quantize gives every price exactly two decimals.
-    return (value + 0).quantize(CENT)
+_FORBIDDEN = r"\u0000-\u001f\u007f-\u009f"  # C0, DEL, C1 (NUL, tab, newline, ESC, ...)
+# Spelled out rather than "\s", whose meaning differs between Python and ECMA-262 regexes.
+_SPACE = r"\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# First and last character: neither space nor forbidden; in between: not forbidden.
+NAME_PATTERN = rf"^[^{_SPACE}{_FORBIDDEN}](?:[^{_FORBIDDEN}]*[^{_SPACE}{_FORBIDDEN}])?$"
+PRICE_PATTERN = r"^(?:0|[1-9][0-9]{0,9})(?:\.[0-9]{1,2})?$"
+# What a pattern mismatch means, in words (the 422 says this instead of the regex).
+PATTERN_MESSAGES = {
+    "name": "must not contain control characters nor start or end with whitespace",
+    "price": 'must be a decimal string such as "12.50": 0 to 9999999999.99, at most two decimals',
+}
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -41,14 +53,33 @@ def _format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _no_trailing_newline(value: str) -> str:
+    # Python's "$" also matches before a final newline; ECMA-262 (JSON Schema's dialect)
+    # does not. A name ending in "\n" is refused, as the published pattern says. Unpaired
+    # surrogates (JSON "\ud800") are not text at all; no portable pattern can name them.
+    if value.endswith("\n") or any("\ud800" <= char <= "\udfff" for char in value):
+        raise PydanticCustomError("string_pattern_mismatch", "String should match pattern")
+    return value
+
+
+def _price_from_text(value: str) -> Decimal:
+    return Decimal(value).quantize(CENT)
+
+
 Name = Annotated[
     str,
-    StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
+    StringConstraints(strict=True, min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN),
+    AfterValidator(_no_trailing_newline),
+]
+PriceText = Annotated[
+    str,
+    StringConstraints(strict=True, pattern=PRICE_PATTERN),
+    AfterValidator(_no_trailing_newline),
 ]
 Price = Annotated[
     Decimal,
     Field(ge=0, max_digits=PRICE_MAX_DIGITS, decimal_places=2, allow_inf_nan=False),
-    AfterValidator(_normalize_price),
+    AfterValidator(lambda v: (v + 0).quantize(CENT)),
     PlainSerializer(lambda v: f"{v:.2f}", return_type=str, when_used="json"),
 ]
 Timestamp = Annotated[
@@ -61,10 +92,16 @@ Timestamp = Annotated[
 class ProductCreate(BaseModel):
     """Body of ``POST /products``. Unknown fields (including ``id``/``createdAt``) are rejected."""
 
-    model_config = ConfigDict(extra="forbid")
+    # python-re: the server checks the very pattern the schema publishes (surrogate ranges
+    # included, which the default Rust engine cannot express).
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
     name: Name = Field(examples=["Coffee mug"])
-    price: Price = Field(examples=["12.50"])
+    price: PriceText = Field(examples=["12.50"])
+
+    @property
+    def price_value(self) -> Decimal:
+        return _price_from_text(self.price)
 
 
 class Product(BaseModel):
