@@ -45,6 +45,16 @@ def up(c, stack="local"):
 
 @task(help={"stack": "a local stack (refarch:target: local), e.g. local"})
 @_friendly
+def local_pin(c, stack="local"):
+    """Resolve the local stack's platform images to digests in their registries; write them to the stack file."""
+    from ops import local
+    from ops.delivery.pulumi_adapter import PulumiStack
+
+    local.pin(stack, PulumiStack(), local.registry_digest)
+
+
+@task(help={"stack": "a local stack (refarch:target: local), e.g. local"})
+@_friendly
 def down(c, stack="local"):
     """Remove every container, network and volume of a local stack (its secret files stay)."""
     from ops import local

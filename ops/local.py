@@ -119,3 +119,32 @@ def down(stack: str, adapter: Adapter) -> None:
     adapter.destroy()
     out.print(f"{stack}: every container, network and volume removed (secrets kept in "
               f"{_local_config(stack).local_target.secrets_dir})")
+
+
+def pin(stack: str, adapter: Any, registry: Any) -> dict[str, str]:
+    """`invoke local-pin`: each platform image of the local stack resolved to its digest in its
+    registry and written back to the stack file (`refarch:local.images.<name>`), for a user who can
+    reach the registries. `registry(ref)` returns the digest (`sha256:...`) the registry holds."""
+    config = _local_config(stack)
+    local_cfg = config.local_target
+    pinned: dict[str, str] = {}
+    adapter.select(stack)
+    for name in local_cfg.images.model_dump():
+        ref = local_cfg.image(name, major=config.database.major_version, version=config.cache.engine_version)
+        bare = ref.split("@", 1)[0]
+        try:
+            digest = registry(bare)
+        except Exception as exc:  # the SDK's errors differ by registry; all mean "not resolvable"
+            raise OpsError(f"local.images.{name}: cannot resolve {bare} ({exc.__class__.__name__}: {exc}); "
+                           f"nothing was written") from None
+        pinned[name] = f"{bare}@{digest}"
+    for name, ref in pinned.items():
+        adapter.set_config(f"refarch:local.images.{name}", ref, path=True)
+        out.print(f"local.images.{name}: {ref}")
+    return pinned
+
+
+def registry_digest(ref: str) -> str:
+    import docker as docker_sdk  # type: ignore[import-untyped]
+
+    return str(docker_sdk.from_env().images.get_registry_data(ref).id)

@@ -157,3 +157,15 @@ def test_local_up_builds_each_service_into_the_engine_for_this_machine(engine): 
     image = engine.images.get("refarch-local/products:local")
     assert images == {"products": image.id}
     assert image.attrs["Architecture"] == {"X86_64": "amd64", "ARM64": "arm64"}[local.host_architecture()]
+
+
+def test_local_pin_resolves_what_the_registry_holds(engine, stand_ins):  # noqa: F811
+    """The digest `invoke local-pin` writes is the registry's own, read from a real registry."""
+    from ops import local
+    from tests.engine.conftest import REGISTRY, registry_digest
+
+    repository = f"{REGISTRY}/rehearsal-{uuid.uuid4().hex[:6]}/haproxy"
+    image = engine.images.get(stand_ins["haproxy"])
+    image.tag(repository, "3.2-bookworm")
+    engine.images.push(repository, tag="3.2-bookworm")
+    assert local.registry_digest(f"{repository}:3.2-bookworm") == registry_digest(repository, "3.2-bookworm")

@@ -86,3 +86,27 @@ def test_down_destroys_the_selected_local_stack_only(repo):
     assert adapter.calls == [("select", "local", False), ("destroy",)]
     with pytest.raises(OpsError, match="targets aws"):
         local.down("prod", Recorder())
+
+
+class ConfigRecorder(Recorder):
+    def set_config(self, key, value, path=False):
+        self.calls.append(("set_config", key, value, path))
+
+
+def test_local_pin_writes_every_image_by_digest_or_nothing(repo):
+    digest = "sha256:" + "e" * 64
+    adapter = ConfigRecorder()
+    pinned = local.pin("local", adapter, lambda ref: digest)
+    assert pinned["database"] == f"postgres:16-bookworm@{digest}"
+    assert ("set_config", "refarch:local.images.gateway", f"haproxy:3.2-bookworm@{digest}", True) in adapter.calls
+    assert len([c for c in adapter.calls if c[0] == "set_config"]) == 5
+
+    def unreachable(ref):
+        if "haproxy" in ref:
+            raise ConnectionError("no route to registry-1.docker.io")
+        return digest
+
+    adapter = ConfigRecorder()
+    with pytest.raises(OpsError, match="local.images.gateway: cannot resolve haproxy:3.2-bookworm .* nothing was written"):
+        local.pin("local", adapter, unreachable)
+    assert not [c for c in adapter.calls if c[0] == "set_config"]
