@@ -76,6 +76,36 @@ def _writable(*paths) -> None:
 
 # --- architecture -------------------------------------------------------------------------------
 
+@task(positional=[], help={"stack": "a local stack (refarch:target: local), e.g. local"})
+@_friendly
+def up(c, stack="local"):
+    """Run the whole architecture on this machine's Docker engine; print the gateway and telemetry URLs."""
+    from ops import local
+    from ops.delivery.pulumi_adapter import PulumiStack
+
+    local.up(stack, PulumiStack())
+
+
+@task(positional=[], help={"stack": "a local stack (refarch:target: local), e.g. local"})
+@_friendly
+def local_pin(c, stack="local"):
+    """Resolve the local stack's platform images to digests in their registries; write them to the stack file."""
+    from ops import local
+    from ops.delivery.pulumi_adapter import PulumiStack
+
+    local.pin(stack, PulumiStack(), local.registry_digest)
+
+
+@task(positional=[], help={"stack": "a local stack (refarch:target: local), e.g. local"})
+@_friendly
+def down(c, stack="local"):
+    """Remove every container, network and volume of a local stack (its secret files stay)."""
+    from ops import local
+    from ops.delivery.pulumi_adapter import PulumiStack
+
+    local.down(stack, PulumiStack())
+
+
 @task(positional=[], help={"stack": "stack name (stacks/Pulumi.<stack>.yaml)", "out": "write the synth JSON here"})
 @_friendly
 def synth(c, stack, out=None):
@@ -94,17 +124,23 @@ _DRY = "print every command and call that would change something; change nothing
 
 @task(positional=[], help={"stack": _STACK, "service": "build only this service", "push": "push the image to ECR",
             "allow_dirty": "build from uncommitted changes (tagged <sha>-dirty-<time>)",
-            "manifest": "where to write the build manifest", "dry_run": _DRY})
+            "manifest": "where to write the build manifest",
+            "base_image": "override the Dockerfile's BASE_IMAGE (default: its digest-pinned official image)",
+            "dry_run": _DRY})
 @_friendly
-def build(c, stack="dev", service=None, push=False, allow_dirty=False, manifest="out/manifest.json", dry_run=False):
-    """docker buildx build each service once (git SHA tag, OCI labels, SBOM, provenance); write the manifest."""
+def build(c, stack="dev", service=None, push=False, allow_dirty=False, manifest="out/manifest.json",
+          base_image=None, dry_run=False):
+    """docker buildx build each service once (git SHA tag, OCI labels, SBOM, provenance); write the manifest.
+
+    Without --push the image is only loaded into the local engine: it has no registry digest.
+    """
     from pathlib import Path
 
     from ops.delivery import build as flow
     from ops.delivery import default_deps
 
     flow.run(stack, service=service, push=push, allow_dirty=allow_dirty, manifest_path=Path(manifest),
-             dry_run=dry_run, deps=default_deps())
+             base_image=base_image, dry_run=dry_run, deps=default_deps())
 
 
 @task(positional=[], help={"stack": _STACK, "md": "write the Markdown summary (PR comment) here",
@@ -160,7 +196,7 @@ def promote(c, from_, to, dry_run=False):
 @task(positional=[], help={"stack": _STACK, "limit": "how many releases to show (default 20)"})
 @_friendly
 def releases(c, stack, limit=None):
-    """The stack's release history (ledger in SSM), newest first; interrupted runs flagged."""
+    """The stack's release history (ledger in DynamoDB), newest first; interrupted runs flagged."""
     from ops.delivery import default_deps, stack_ops
 
     stack_ops.releases(stack, limit=_number("limit", limit, 20, minimum=1), deps=default_deps())

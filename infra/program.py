@@ -26,6 +26,12 @@ def load_config() -> cfg.StackConfig:
 
 def build(config: cfg.StackConfig | None = None) -> None:
     config = config or load_config()
-    from infra.aws.program import build as build_aws
+    # Each target imports only its own provider SDK.
+    if config.target == "local":
+        from infra.local.program import build as build_local
 
-    build_aws(config)
+        build_local(config)
+    else:
+        from infra.aws.program import build as build_aws
+
+        build_aws(config)

@@ -198,6 +198,8 @@ def _record(request, urn: str, rid: str | None, state: dict[str, Any], inputs: d
             "protect": bool(request.protect),
             "retainOnDelete": bool(request.retainOnDelete),
             "dependsOn": sorted(set(request.dependencies) - implicit),
+            # Explicit and implicit together: the order an engine creates them in.
+            "dependencies": sorted(set(request.dependencies) | implicit),
             "ignoreChanges": list(request.ignoreChanges),
         },
     }

@@ -195,4 +195,4 @@ def test_invalid_yaml_and_missing_stack_are_clear(tmp_path):
     assert err.value.lines[0].startswith(f"{path}: not valid YAML at line")
     with pytest.raises(ConfigError) as err:
         stackfile.load("nope")
-    assert err.value.lines == ["stacks/Pulumi.nope.yaml: no such stack file (known stacks: dev, prod, staging)"]
+    assert err.value.lines == ["stacks/Pulumi.nope.yaml: no such stack file (known stacks: dev, local, prod, staging)"]

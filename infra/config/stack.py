@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -10,6 +11,7 @@ from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.deployment import routing_problems
 from infra.config.gateway import GatewayConfig
+from infra.config.local import LocalConfig, Target
 from infra.config.network import NetworkConfig
 from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
 from infra.config.regions import REGION_AZS, suggest_region
@@ -25,10 +27,13 @@ def listener_rules(deployment, services: list[ServiceConfig]) -> int:
     return 2 * len(services)
 
 PROD_AUDIT_LOG_DAYS = 365
+LOCAL_REGION = "us-east-1"
 
 
 class StackConfig(Strict):
     environment: Literal["dev", "staging", "prod"]
+    # What the stack renders to: AWS, or the Docker engine on this machine (`refarch:local` then).
+    target: Target = "aws"
     region: str
     network: NetworkConfig = NetworkConfig()
     gateway: GatewayConfig = GatewayConfig()
@@ -40,6 +45,21 @@ class StackConfig(Strict):
     usage: UsageConfig = UsageConfig()
     # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
     images: dict[str, str] = {}
+    local: LocalConfig | None = None
+
+    @property
+    def local_target(self) -> LocalConfig:
+        """The local target's settings (defaults when the section is left out)."""
+        return self.local or LocalConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_region(cls, data: object) -> object:
+        # A local stack names no region; the mocks and the pipeline's types still want one, and no
+        # AWS call is ever made with it.
+        if isinstance(data, dict) and data.get("target") == "local" and "region" not in data:
+            return {**data, "region": LOCAL_REGION}
+        return data
 
     @field_validator("region")
     @classmethod
@@ -75,8 +95,11 @@ class StackConfig(Strict):
         for name, ref in self.images.items():
             if name not in seen:
                 problems.append(f"images.{name}: no service named {name!r}")
+            elif self.target == "local" and re.match(r"^sha256:[0-9a-f]{64}$", ref):
+                pass  # the engine's own image id (a local stack's `invoke up` builds it)
             elif not DIGEST_PINNED.match(ref):
                 problems.append(f"images.{name}: {ref!r} is not pinned by digest (repo@sha256:<64 hex>)")
+        problems += self._target_problems()
         problems += routing_problems(self.delivery.deployment, self.services)
         rules = listener_rules(self.delivery.deployment, self.services)
         if rules > LISTENER_RULES_MAX:
@@ -108,6 +131,26 @@ class StackConfig(Strict):
         if problems:
             raise CrossFieldError(problems)
         return self
+
+
+    def _target_problems(self) -> list[str]:
+        if self.target == "aws":
+            out = []
+            if self.local is not None:
+                out.append("local: only a stack with target: local reads this section")
+            return out
+        out = [f"{problem}" for problem in self.local_target.problems()]
+        if self.environment != "dev":
+            out.append(f"environment: a local stack behaves as dev (got {self.environment!r})")
+        db_tag = self.local_target.image("database", major=self.database.major_version)
+        match = re.search(r":(\d+)", db_tag.split("/")[-1])
+        if match and match.group(1) != self.database.major_version:
+            out.append(f"local.images.database: {db_tag!r} is PostgreSQL {match.group(1)}, "
+                       f"database.engine_version is {self.database.major_version}")
+        cache_tag = self.local_target.image("cache", version=self.cache.engine_version)
+        if self.cache.engine == "valkey" and "valkey" not in cache_tag:
+            out.append(f"local.images.cache: {cache_tag!r} is not Valkey, cache.engine is valkey")
+        return out
 
 
 class CrossFieldError(ValueError):

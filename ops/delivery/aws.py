@@ -65,6 +65,10 @@ class Clients:
         return self.client("ssm")
 
     @cached_property
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")
+
+    @cached_property
     def s3(self) -> Any:
         return self.client("s3")
 

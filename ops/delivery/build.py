@@ -18,7 +18,8 @@ from ops.errors import OpsError
 
 
 def run(stack: str, *, service: str | None = None, push: bool = False, allow_dirty: bool = False,
-        manifest_path: Path = manifest.DEFAULT_PATH, dry_run: bool = False, deps: Deps) -> manifest.Manifest | None:
+        manifest_path: Path = manifest.DEFAULT_PATH, dry_run: bool = False, base_image: str | None = None,
+        deps: Deps) -> manifest.Manifest | None:
     config = deps.load_config(stack)
     targets = _targets(config, service)
     if not targets:
@@ -43,14 +44,21 @@ def run(stack: str, *, service: str | None = None, push: bool = False, allow_dir
         # The registry cache is read and written even without --push: log in either way.
         login(docker, clients, dry_run=dry_run, registry=next(iter(repos.values())).split("/")[0])
         source = deps.git.remote_url()
+        # The commit's time, not the build's: two builds of one commit carry identical metadata.
+        epoch = deps.git.commit_time()
+        created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         images: dict[str, str] = {}
         for svc in targets:
             digest = docker.buildx_build(context=svc.build, repository=repos[svc.name], git_sha=sha,
-                                         architecture=svc.architecture, source_url=source, created=utc_now(),
-                                         push=push, tag=tag)
+                                         architecture=svc.architecture, source_url=source, created=created,
+                                         push=push, tag=tag, base_image=base_image, source_date_epoch=epoch)
             if digest:
                 images[svc.name] = f"{repos[svc.name]}@{digest}"
                 console.out.print(f"{svc.name}: {images[svc.name]}", markup=False, highlight=False)
+            elif not dry_run:
+                console.out.print(f"{svc.name}: built the local image {repos[svc.name]}:{tag}; not pushed, so "
+                                  f"no registry digest (build with --push to get one)", markup=False,
+                                  highlight=False)
     if dry_run:
         console.err.print(f"would write: {manifest_path} (git_sha {sha})", markup=False)
         return None

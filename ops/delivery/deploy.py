@@ -98,9 +98,17 @@ def run(req: Request, deps: Deps, dry_run: bool = False) -> Outcome | None:
             return None
         # The CLI and the stack must exist before anything is locked or recorded.
         stack = deps.pulumi().select(req.stack)
-        with lock:
+        with lock:  # renewed by its heartbeat all through migrations, `up` and the bake
+            ledger.fenced_by(lock)  # a run that lost the lock can record nothing more
             _report_interrupted(ledger, act)
             return _locked(req, config, clients, ledger, lock, stack, deps)
+
+
+def task_definitions(outputs: dict[str, Any]) -> dict[str, str]:
+    """service -> the task definition ARN the stack now runs (from its outputs)."""
+    services = outputs.get("services") or {}
+    return {name: str(svc["task_definition_arn"]) for name, svc in services.items()
+            if isinstance(svc, dict) and svc.get("task_definition_arn")}
 
 
 def _locked(req: Request, config: StackConfig, clients: Any, ledger: Any, lock: Any, stack: Any,
@@ -134,12 +142,13 @@ def _locked(req: Request, config: StackConfig, clients: Any, ledger: Any, lock: 
         if not switched:
             _up(stack, req.stack)
         lock.renew()  # the bake window starts now: give it the lock's full TTL
-        report = verify_outputs(stack.outputs(), clients, config, deps)
+        outputs = stack.outputs()
+        report = verify_outputs(outputs, clients, config, deps)
     except BaseException as exc:
         _record_failure(ledger, release.id, exc)
         raise
     if report.ok:
-        ledger.finish(release.id, "succeeded", verified=True)
+        ledger.finish(release.id, "succeeded", verified=True, task_definitions=task_definitions(outputs))
         if req.abandons:
             abandoned = ledger.get(req.abandons)
             ledger.finish(req.abandons, "rolled back", verified=abandoned.verified,

@@ -22,6 +22,10 @@ class Git:
     def sha(self) -> str:
         return self._git("rev-parse", "HEAD")
 
+    def commit_time(self) -> int:
+        """The commit's time (Unix seconds): what a reproducible build stamps instead of now."""
+        return int(self._git("log", "-1", "--format=%ct", "HEAD"))
+
     def dirty_paths(self) -> list[str]:
         """Modified, staged and untracked paths (untracked files can end up in an image too)."""
         lines = self._git("status", "--porcelain", "--untracked-files=normal", strip=False).splitlines()

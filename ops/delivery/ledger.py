@@ -1,19 +1,14 @@
-"""The release ledger: every deploy, rollback, promote and break-glass of a stack, kept in AWS itself.
+"""The release ledger: every deploy, rollback, promote and break-glass of a stack, in DynamoDB (C1).
 
-Storage: SSM Parameter Store, one parameter per release at `/refarch/<stack>/releases/<id>`.
-Why SSM rather than a versioned S3 bucket:
-- nothing to bootstrap: Parameter Store exists in every account and region, while a bucket would
-  have to be created (and protected, and named globally uniquely) before the first deploy, by
-  something other than the stack whose releases it records;
-- every write keeps a version (`get-parameter-history`): the `deploying` -> `succeeded`
-  transition of a record is itself auditable, and CloudTrail names who wrote it;
-- `put_parameter(Overwrite=False)` is an atomic create, which the stack lock (lock.py) also uses:
-  one service, one IAM path (`ssm:*Parameter*` on `/refarch/<stack>/*`) for the whole pipeline;
-- a record is a few hundred bytes; the Intelligent-Tiering tier stores it as a free standard
-  parameter and only a record over 4 KB (many services, long notes) becomes an advanced one.
+Table `refarch-releases` (created once per account by ci/bootstrap): partition key `stack`, sort key
+`release_id`. Nothing is ever pruned (SSM parameter history kept only 100 versions): a Query with
+`ScanIndexForward=False` reads the history newest first, page by page.
 
 Release ids are `<UTC time to the millisecond>-<sha7>` (`20261127T183000.123Z-abc1234`): they sort
 by time as plain strings, so "newest" and "older than" never need the records themselves.
+
+While a run holds the stack lock, each write is a transaction with a ConditionCheck on the lock
+item's fencing token: a run that lost its lock (expired, taken over) can no longer record anything.
 """
 
 from __future__ import annotations
@@ -21,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -31,7 +27,7 @@ from typing import Any, Literal, get_args
 from infra.config import StackConfig
 from ops.console import err
 from ops.delivery.aws import Clients, caller, error_code, translate_errors
-from ops.delivery.lock import ROOT, is_expired, iso, parse_iso, read_holder, utcnow
+from ops.delivery.lock import is_expired, iso, parse_iso, read_holder, utcnow
 from ops.errors import OpsError
 
 Outcome = Literal["deploying", "succeeded", "failed", "rolled back"]
@@ -39,9 +35,8 @@ Kind = Literal["deploy", "rollback", "promote", "break-glass"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 KINDS: tuple[str, ...] = get_args(Kind)
 
-# SSM caps an advanced parameter at 8 KB; notes are trimmed (oldest kept, newest kept) to fit.
-MAX_RECORD_BYTES = 8192
-_SSM_BATCH = 10  # get_parameters accepts at most 10 names
+LEDGER_TABLE = "refarch-releases"  # contract C1
+_PAGE = 25  # records per Query page: `current()` on a long history reads one page
 
 
 @dataclass
@@ -59,6 +54,9 @@ class Release:
     kind: Kind
     verified: bool
     notes: list[str] = field(default_factory=list)
+    task_definitions: dict[str, str] = field(default_factory=dict)  # service -> task definition ARN
+    ci_run_url: str | None = None
+    approver: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -92,11 +90,30 @@ def config_hash(config: StackConfig) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def ci_run_url(environ: dict[str, str] | None = None) -> str | None:
+    """The CI run making this release (GitHub Actions, GitLab), when there is one."""
+    env = os.environ if environ is None else environ
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    return env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL") or None
+
+
+def approver(environ: dict[str, str] | None = None) -> str | None:
+    """Who approved the protected environment (CI passes it as REFARCH_APPROVER), when known."""
+    env = os.environ if environ is None else environ
+    return env.get("REFARCH_APPROVER") or None
+
+
 class Ledger:
     def __init__(self, clients: Clients, stack: str):
         self.aws = clients
         self.stack = stack
-        self.prefix = f"{ROOT}/{stack}/releases"
+        self.lock: Any = None  # the StackLock whose fence guards every write, once held
+
+    def fenced_by(self, lock: Any) -> Ledger:
+        self.lock = lock
+        return self
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -113,17 +130,15 @@ class Ledger:
                     id=new_release_id(git_sha, now), stack=self.stack, git_sha=git_sha, images=dict(images),
                     config_hash=config_hash, actor=actor, started_at=iso(now), finished_at=None,
                     outcome="deploying", replaces=replaces, kind=kind, verified=False, notes=list(notes),
+                    ci_run_url=ci_run_url(), approver=approver(),
                 )
-                try:
-                    self._put(release, overwrite=False)
+                if self._put(release, new=True):
                     return release
-                except Exception as exc:
-                    if error_code(exc) != "ParameterAlreadyExists":
-                        raise
-                    time.sleep(0.002)  # same millisecond, same SHA: the next id differs
+                time.sleep(0.002)  # same millisecond, same SHA: the next id differs
         raise OpsError(f"stack {self.stack}: could not allocate a release id; retry")
 
-    def finish(self, release_id: str, outcome: Outcome, verified: bool, notes: Iterable[str] = ()) -> Release:
+    def finish(self, release_id: str, outcome: Outcome, verified: bool, notes: Iterable[str] = (),
+               task_definitions: dict[str, str] | None = None) -> Release:
         """Set the outcome of a release (also later: `failed` -> `rolled back`); notes are appended."""
         if outcome not in OUTCOMES or outcome == "deploying":
             raise ValueError(f"outcome {outcome!r} is not a final outcome: use succeeded, failed or rolled back")
@@ -132,8 +147,10 @@ class Ledger:
         release.verified = verified
         release.finished_at = release.finished_at or iso(utcnow())
         release.notes = [*release.notes, *notes]
+        if task_definitions:
+            release.task_definitions = {**release.task_definitions, **task_definitions}
         with translate_errors(f"recording the outcome of release {release_id}"):
-            self._put(release, overwrite=True)
+            self._put(release, new=False)
         return release
 
     def mark_interrupted(self, release_id: str) -> Release:
@@ -145,25 +162,49 @@ class Ledger:
                 f"{iso(utcnow())} by {caller(self.aws)}; the stack may be part-way through this release")
         return self.finish(release_id, "failed", verified=False, notes=[note])
 
-    def _put(self, release: Release, overwrite: bool) -> None:
-        self.aws.ssm.put_parameter(
-            Name=self._name(release.id), Value=_fit(release), Type="String", Overwrite=overwrite,
-            Tier="Intelligent-Tiering",
-            **({} if overwrite else {"Description": f"{release.kind} of stack {self.stack}"}),
-        )
+    def _item(self, release: Release) -> dict[str, Any]:
+        # The record whole as JSON (readable by older and newer pipelines alike), plus the
+        # attributes a console user filters on.
+        return {"stack": {"S": self.stack}, "release_id": {"S": release.id}, "outcome": {"S": release.outcome},
+                "git_sha": {"S": release.git_sha}, "record": {"S": release.to_json()}}
+
+    def _put(self, release: Release, new: bool) -> bool:
+        """Write the record; False when `new` and the id is taken. Fenced while a lock is held."""
+        put = {"TableName": LEDGER_TABLE, "Item": self._item(release),
+               "ConditionExpression": "attribute_not_exists(release_id)" if new else "attribute_exists(release_id)"}
+        lock = self.lock if self.lock is not None and getattr(self.lock, "held", False) else None
+        try:
+            if lock is None:
+                self.aws.dynamodb.put_item(**put)
+            else:
+                self.aws.dynamodb.transact_write_items(TransactItems=[lock.guard(), {"Put": put}])
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "ConditionalCheckFailedException" and new:
+                return False
+            if code == "TransactionCanceledException" and lock is not None:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]  # type: ignore[attr-defined]
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    lock.held = False
+                    lock.lost = (f"stack {self.stack}: this run lost its lock (it expired, was taken over or "
+                                 f"force-unlocked): release {release.id} was not recorded")
+                    raise OpsError(lock.lost) from None
+                if new and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                    return False
+            raise
+        return True
 
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, release_id: str) -> Release:
         with translate_errors(f"reading release {release_id}"):
-            try:
-                value = self.aws.ssm.get_parameter(Name=self._name(release_id))["Parameter"]["Value"]
-            except Exception as exc:
-                if error_code(exc) in ("ParameterNotFound", "ValidationException"):
-                    raise OpsError(f"stack {self.stack} has no release {release_id!r} "
-                                   f"(list them: invoke releases --stack {self.stack})") from None
-                raise
-        return Release.from_json(value)
+            item = self.aws.dynamodb.get_item(
+                TableName=LEDGER_TABLE, ConsistentRead=True,
+                Key={"stack": {"S": self.stack}, "release_id": {"S": release_id}}).get("Item")
+        if not item:
+            raise OpsError(f"stack {self.stack} has no release {release_id!r} "
+                           f"(list them: invoke releases --stack {self.stack})")
+        return Release.from_json(item["record"]["S"])
 
     def history(self, limit: int = 50) -> list[Release]:
         """Newest first."""
@@ -201,39 +242,25 @@ class Ledger:
 
     # -- storage ---------------------------------------------------------------------------------
 
-    def _name(self, release_id: str) -> str:
-        return f"{self.prefix}/{release_id}"
-
-    def _ids(self) -> list[str]:
-        ids: list[str] = []
-        kwargs: dict[str, Any] = {
-            "ParameterFilters": [{"Key": "Path", "Option": "OneLevel", "Values": [self.prefix]}],
-            "MaxResults": 50,
-        }
-        with translate_errors(f"listing the releases of stack {self.stack}"):
-            while True:
-                page = self.aws.ssm.describe_parameters(**kwargs)
-                ids += [p["Name"].rsplit("/", 1)[-1] for p in page.get("Parameters", [])]
-                token = page.get("NextToken")
-                if not token:
-                    break
-                kwargs["NextToken"] = token
-        return sorted(ids, reverse=True)
-
     def _newest_first(self) -> Iterator[Release]:
-        """Records fetched lazily, ten at a time: `current()` on a long history reads one batch."""
-        ids = self._ids()
-        for start in range(0, len(ids), _SSM_BATCH):
-            names = [self._name(i) for i in ids[start:start + _SSM_BATCH]]
+        """Records read lazily, a page at a time, newest first (the sort key sorts by time)."""
+        kwargs: dict[str, Any] = {
+            "TableName": LEDGER_TABLE, "KeyConditionExpression": "#s = :s", "ScanIndexForward": False,
+            "ExpressionAttributeNames": {"#s": "stack"}, "ExpressionAttributeValues": {":s": {"S": self.stack}},
+            "ConsistentRead": True, "Limit": _PAGE,
+        }
+        while True:
             with translate_errors(f"reading the releases of stack {self.stack}"):
-                values = {p["Name"]: p["Value"] for p in self.aws.ssm.get_parameters(Names=names)["Parameters"]}
-            for name in names:
-                if name not in values:
-                    continue  # deleted between listing and reading
+                page = self.aws.dynamodb.query(**kwargs)
+            for item in page.get("Items", []):
                 try:
-                    yield Release.from_json(values[name])
-                except (ValueError, TypeError) as exc:
-                    err.print(f"[yellow]warning:[/] skipping unreadable release record {name}: {exc}")
+                    yield Release.from_json(item["record"]["S"])
+                except (KeyError, ValueError, TypeError) as exc:
+                    err.print(f"[yellow]warning:[/] skipping unreadable release record "
+                              f"{item.get('release_id', {}).get('S')}: {exc}")
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def _owned_by(holder: dict[str, Any], release: Release) -> bool:
@@ -243,18 +270,3 @@ def _owned_by(holder: dict[str, Any], release: Release) -> bool:
         return parse_iso(release.started_at) >= parse_iso(str(holder["since"]))
     except (KeyError, ValueError):
         return False
-
-
-def _fit(release: Release) -> str:
-    """The record as stored, with notes trimmed from the middle if it would exceed SSM's limit."""
-    text = release.to_json()
-    if len(text.encode()) <= MAX_RECORD_BYTES:
-        return text
-    notes = list(release.notes)
-    while notes and len(text.encode()) > MAX_RECORD_BYTES:
-        notes.pop(len(notes) // 2)
-        trimmed = dataclasses.replace(release, notes=[*notes, "(notes trimmed to fit the 8 KB record limit)"])
-        text = trimmed.to_json()
-    if len(text.encode()) > MAX_RECORD_BYTES:
-        raise OpsError(f"release {release.id}: record exceeds {MAX_RECORD_BYTES} bytes even without notes")
-    return text

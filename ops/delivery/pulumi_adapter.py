@@ -59,12 +59,14 @@ class PulumiStack:
         self._stack: Any = None
 
     # --- selection and config -----------------------------------------------------------------
-    def select(self, stack: str) -> PulumiStack:
+    def select(self, stack: str, create: bool = False) -> PulumiStack:
+        """The stack; `create` makes it on first use (a local stack), never for an AWS one."""
         ensure_cli()
         from pulumi import automation as auto
 
         with _Translate(stack):
-            self._stack = auto.select_stack(stack_name=stack, work_dir=str(self.work_dir))
+            choose = auto.create_or_select_stack if create else auto.select_stack
+            self._stack = choose(stack_name=stack, work_dir=str(self.work_dir))
         self.name = stack
         return self
 

@@ -102,6 +102,7 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
             act.note(f"ledger: record a break-glass release: {drift}")
             return None
         with deps.lock(clients, stack, deps.caller(clients)) as lock:
+            ledger.fenced_by(lock)
             release = ledger.begin(deps.git.sha(), current.images if current else {}, _hash(config),
                                    "break-glass", replaces=current.id if current else None, notes=[drift])
             lock.attach(release.id)

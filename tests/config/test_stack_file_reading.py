@@ -67,7 +67,7 @@ def test_unreadable_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         stackfile.read_values("prod", path)
     (line,) = info.value.lines
-    assert line.startswith(f"{path}: no such stack file (known stacks: dev, prod")
+    assert line.startswith(f"{path}: no such stack file (known stacks: dev, local, prod")
 
 
 @pytest.mark.parametrize(("key", "message"), [

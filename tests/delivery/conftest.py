@@ -88,10 +88,50 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """boto3 pointed at the moto server with fake credentials (for this test only), and moto emptied."""
+    """boto3 pointed at the moto server with fake credentials (for this test only), moto emptied,
+    and the account's delivery tables there as ci/bootstrap creates them."""
     _point_at(monkeypatch, moto_server)
     _post(f"{moto_server}/moto-api/reset")
+    create_delivery_tables(_dynamodb(moto_server))
     return moto_server
+
+
+_DYNAMODB: dict[str, Any] = {}
+
+
+def _dynamodb(url: str) -> Any:
+    import boto3
+
+    if url not in _DYNAMODB:
+        _DYNAMODB[url] = boto3.client("dynamodb", endpoint_url=url, region_name=REGION,
+                                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    return _DYNAMODB[url]
+
+
+def bootstrap_tables() -> Any:
+    """ci/bootstrap/delivery_tables.py (a script directory, not a package): the one key schema."""
+    import importlib.util
+
+    name = "refarch_delivery_tables"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "ci" / "bootstrap" / "delivery_tables.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def create_delivery_tables(dynamodb: Any, project: str = "refarch") -> None:
+    tables = bootstrap_tables()
+    for spec in (tables.lock_table(project), tables.ledger_table(project)):
+        keys = [{"AttributeName": spec.partition_key, "KeyType": "HASH"}]
+        if spec.sort_key:
+            keys.append({"AttributeName": spec.sort_key, "KeyType": "RANGE"})
+        dynamodb.create_table(TableName=spec.name, KeySchema=keys, BillingMode="PAY_PER_REQUEST",
+                              AttributeDefinitions=[{"AttributeName": a["name"], "AttributeType": a["type"]}
+                                                    for a in spec.attributes()])
 
 
 def _post(url: str) -> None:
@@ -106,14 +146,14 @@ def _session_clients(moto_server: str) -> Iterator[Clients]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         _point_at(monkeypatch, moto_server)
         shared = Clients(REGION)
-        for name in ("ecs", "elbv2", "cloudwatch", "ecr", "ssm", "s3", "sts", "logs"):
+        for name in ("ecs", "elbv2", "cloudwatch", "ecr", "ssm", "s3", "sts", "logs", "dynamodb"):
             getattr(shared, name)
         shared.ec2 = shared.client("ec2")  # type: ignore[attr-defined]  # fixtures only
         # moto builds its EC2 backend (AMIs, instance types) on first use: ~4 s, paid once here.
         shared.ec2.describe_vpcs()
     yield shared
     # Release the pooled sockets before the server process goes away.
-    for name in ("ecs", "elbv2", "cloudwatch", "ecr", "ssm", "s3", "sts", "logs", "ec2"):
+    for name in ("ecs", "elbv2", "cloudwatch", "ecr", "ssm", "s3", "sts", "logs", "dynamodb", "ec2"):
         getattr(shared, name).close()
 
 

@@ -98,6 +98,9 @@ class FakeGit:
     def sha(self) -> str:
         return self._sha
 
+    def commit_time(self) -> int:
+        return 1795804200  # 2026-11-27T18:30:00Z
+
     def dirty_paths(self) -> list[str]:
         return list(self._dirty)
 
@@ -116,13 +119,19 @@ class DockerRunner:
 
     def __init__(self, digest: str = DIGEST, returncode: int = 0, stderr: str = ""):
         self.calls: list[tuple[list[str], str | None]] = []
+        self.envs: list[dict[str, str] | None] = []
         self.digest, self.returncode, self.stderr = digest, returncode, stderr
 
-    def __call__(self, argv: list[str], *, input: str | None = None, capture: bool = False) -> Result:
+    def __call__(self, argv: list[str], *, input: str | None = None, capture: bool = False,
+                 env: dict[str, str] | None = None) -> Result:
         self.calls.append((list(argv), input))
+        self.envs.append(env)
         if "--metadata-file" in argv:
             data = {"containerimage.digest": self.digest} if self.digest else {}
             Path(argv[argv.index("--metadata-file") + 1]).write_text(json.dumps(data))
+        if argv[:5] == ["docker", "buildx", "imagetools", "inspect", "--raw"]:
+            # What a docker-container builder pushes with SBOM and provenance: an image index.
+            return Result(0, json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json"}), "")
         return Result(self.returncode, "", self.stderr)
 
     @property
@@ -132,6 +141,9 @@ class DockerRunner:
 
 class InstalledDocker(Docker):
     """The real Docker adapter over a recording runner, on any machine (docker installed or not)."""
+
+    def __init__(self, runner: Any, dry_run: bool = False):
+        super().__init__(runner, dry_run=dry_run, driver="docker-container")
 
     def ensure_cli(self) -> None:  # type: ignore[override]
         return None

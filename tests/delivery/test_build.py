@@ -42,14 +42,16 @@ def test_build_push_logs_in_builds_once_and_writes_the_manifest(aws_env, clients
     assert login == (["docker", "login", "--username", "AWS", "--password-stdin", REGISTRY],
                      base64.b64decode(token).decode().split(":", 1)[1])
     argv = buildx[0]
+    # The labels' values are build args of the Dockerfile; `created` is the commit's time, and
+    # SOURCE_DATE_EPOCH the same instant, so two builds of one commit cannot differ by the clock.
     assert argv == ["docker", "buildx", "build", "--platform", "linux/arm64", "--tag", f"{repo}:{SHA}",
-                    "--label", f"org.opencontainers.image.revision={SHA}",
-                    "--label", "org.opencontainers.image.source=https://github.com/acme/refarch",
-                    "--label", "org.opencontainers.image.created=2026-11-27T18:30:00Z",
+                    "--build-arg", f"REVISION={SHA}", "--build-arg", "CREATED=2026-11-27T18:30:00Z",
+                    "--build-arg", "SOURCE=https://github.com/acme/refarch",
                     "--cache-from", f"type=registry,ref={repo}:buildcache",
                     "--cache-to", f"type=registry,ref={repo}:buildcache,mode=max",
                     "--sbom=true", "--provenance=mode=max",
                     "--metadata-file", argv[argv.index("--metadata-file") + 1], "--push", "services/products"]
+    assert runner.envs[-1] == {"SOURCE_DATE_EPOCH": "1795804200"}
     assert built == manifest.read(out) == manifest.Manifest(SHA, "2026-11-27T18:30:00Z",
                                                             {"products": f"{repo}@{DIGEST}"})
 
@@ -72,7 +74,7 @@ def test_dirty_tree_is_refused_unless_allowed_and_then_never_takes_the_commit_ta
     build.run("dev", push=True, allow_dirty=True, manifest_path=tmp_path / "m.json", deps=deps)
     tag = runner.argvs[1][runner.argvs[1].index("--tag") + 1]
     assert tag.startswith(f"{REGISTRY}/refarch-dev/products:{SHA}-dirty-")
-    assert f"org.opencontainers.image.revision={SHA}" in runner.argvs[1]
+    assert f"REVISION={SHA}" in runner.argvs[1]
 
 
 def test_unknown_service_is_named(tree, tmp_path):
@@ -88,4 +90,19 @@ def test_dry_run_prints_the_commands_and_runs_none(aws_env, tree, tmp_path, caps
               deps=make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree)))
     assert runner.calls == [] and not out.exists()
     err = capsys.readouterr().err
-    assert "would run: docker buildx build --platform linux/arm64" in err and "would run: docker login" in err
+    assert "would run: SOURCE_DATE_EPOCH=1795804200 docker buildx build --platform linux/arm64" in err
+    assert "would run: docker login" in err
+
+
+def test_build_without_push_says_it_made_a_local_image_and_no_digest(aws_env, tree, tmp_path, capsys):
+    runner = DockerRunner()
+    out = tmp_path / "m.json"
+    built = build.run("dev", push=False, manifest_path=out,
+                      deps=make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    argv = runner.argvs[-1]
+    assert "--load" in argv and "--push" not in argv
+    assert not any(a.startswith(("--cache-to", "--sbom", "--provenance")) for a in argv)
+    assert built is not None and built.images == {}
+    printed = capsys.readouterr().out
+    assert (f"products: built the local image {REGISTRY}/refarch-dev/products:{SHA}; not pushed, so no "
+            f"registry digest (build with --push to get one)") in printed

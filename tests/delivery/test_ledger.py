@@ -1,15 +1,15 @@
-"""The release ledger against a real moto server: records, ordering, last good, interrupted runs."""
+"""The release ledger against moto's DynamoDB: records, ordering, 150 kept, last good, interrupted runs."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import pytest
 
-from ops.delivery.ledger import Ledger, config_hash, new_release_id
+from ops.delivery.ledger import LEDGER_TABLE, Ledger, config_hash, new_release_id
 from ops.delivery.lock import StackLock
 from ops.errors import OpsError
+from tests.delivery.conftest import bootstrap_tables
 
 DIGEST = "123456789012.dkr.ecr.us-east-1.amazonaws.com/refarch-dev-products@sha256:" + "a" * 64
 
@@ -26,24 +26,45 @@ def release(ledger: Ledger, sha: str, outcome: str | None, verified: bool = Fals
     return ledger.finish(started.id, outcome, verified=verified)
 
 
-def test_begin_then_finish_is_stored_in_ssm_with_its_history(ledger, clients):
+def test_begin_then_finish_is_stored_in_dynamodb_with_everything_a_release_is(ledger, clients, monkeypatch):
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/refarch")
+    monkeypatch.setenv("GITHUB_RUN_ID", "4242")
+    monkeypatch.setenv("REFARCH_APPROVER", "carol")
     started = ledger.begin("abcdef1234567890", {"products": DIGEST}, "c" * 64, "deploy",
                            replaces="20260101T000000.000Z-0000000", notes=["first"])
     assert started.outcome == "deploying" and started.finished_at is None and not started.verified
     assert started.id.endswith("-abcdef1") and started.stack == "dev"
     assert started.actor.startswith("arn:aws:")  # the STS identity, not a local user name
 
-    done = ledger.finish(started.id, "succeeded", verified=True, notes=["verified in 3 checks"])
+    arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/refarch-dev-products:7"
+    done = ledger.finish(started.id, "succeeded", verified=True, notes=["verified in 3 checks"],
+                         task_definitions={"products": arn})
     assert ledger.get(started.id) == done
     assert done.outcome == "succeeded" and done.verified and done.finished_at is not None
     assert done.images == {"products": DIGEST} and done.config_hash == "c" * 64
     assert done.replaces == "20260101T000000.000Z-0000000"
     assert done.notes == ["first", "verified in 3 checks"]
+    assert done.task_definitions == {"products": arn}
+    assert done.ci_run_url == "https://github.com/acme/refarch/actions/runs/4242"
+    assert done.approver == "carol"
 
-    # AWS keeps every write: the deploying -> succeeded transition itself is auditable.
-    name = f"/refarch/dev/releases/{started.id}"
-    versions = clients.ssm.get_parameter_history(Name=name)["Parameters"]
-    assert [json.loads(v["Value"])["outcome"] for v in versions] == ["deploying", "succeeded"]
+    item = clients.dynamodb.get_item(TableName=LEDGER_TABLE, Key={"stack": {"S": "dev"},
+                                                                   "release_id": {"S": started.id}})["Item"]
+    assert item["outcome"] == {"S": "succeeded"} and item["git_sha"] == {"S": "abcdef1234567890"}
+
+
+def test_table_name_is_the_bootstraps():
+    spec = bootstrap_tables().ledger_table("refarch")
+    assert (spec.name, spec.partition_key, spec.sort_key) == (LEDGER_TABLE, "stack", "release_id")
+
+
+def test_150_releases_are_all_kept_newest_first(ledger):
+    made = [ledger.begin(f"{i:07x}", {"products": DIGEST}, "h", "deploy").id for i in range(150)]
+    assert made == sorted(made)
+    history = ledger.history(limit=1000)
+    assert [r.id for r in history] == made[::-1]
+    assert ledger.get(made[0]).git_sha == "0000000"  # the oldest is still there
 
 
 def test_ledgers_of_two_stacks_are_separate(clients):
@@ -64,12 +85,12 @@ def test_finish_refuses_deploying_as_an_outcome(ledger):
 
 
 def test_history_is_newest_first_across_pages_and_honours_limit(ledger):
-    # 12 records: more than one get_parameters batch (10).
-    made = [release(ledger, f"{i:x}", "succeeded", verified=True) for i in range(12)]
+    # 30 records: more than one Query page (25).
+    made = [release(ledger, f"{i:x}", "succeeded", verified=True) for i in range(30)]
     ids = [r.id for r in made]
     assert ids == sorted(ids), "release ids must sort by time"
     assert [r.id for r in ledger.history()] == ids[::-1]
-    assert [r.id for r in ledger.history(limit=11)] == ids[::-1][:11]
+    assert [r.id for r in ledger.history(limit=27)] == ids[::-1][:27]
 
 
 def test_current_and_last_good_skip_failed_unverified_and_running_releases(ledger):

@@ -267,3 +267,31 @@ def test_cli_creates_and_grants_the_app_role_as_infra_runs_it(
             (role, role, role),
         ).fetchone()
     assert privileges == (True, False, True)
+
+
+def test_cli_sets_the_app_roles_password_from_a_file_as_the_local_target_runs_it(
+    postgres_server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:
+    # The local target has no IAM tokens: the app role logs in with the password in its secret file.
+    database, role = postgres_server.create_database("applocal"), f"app_{uuid.uuid4().hex[:8]}"
+    secret = tmp_path / "database-app-password"
+    secret.write_text("s3cret-from-file\n")
+    env = postgres_server.env(database) | {
+        "DATABASE_AUTH": "password",
+        "DATABASE_APP_USER": role,
+        "DATABASE_APP_PASSWORD_FILE": str(secret),
+        "PRODUCTS_MIGRATIONS_DIR": str(MIGRATIONS_DIR),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert migrate.main([]) == 0
+    out = capsys.readouterr().out
+    assert f"set the password of {role} from DATABASE_APP_PASSWORD_FILE" in out
+    assert "s3cret-from-file" not in out
+    conninfo = postgres_server.conninfo(database)
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(conninfo) | {"user": role, "password": "s3cret-from-file"}
+    with psycopg.connect(make_conninfo(**params)) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (role,)

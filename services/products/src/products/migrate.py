@@ -158,14 +158,22 @@ def apply_migrations(
     return applied_now
 
 
-def grant_app_role(conninfo: str, role: str, log: Callable[[str], object] = print) -> None:
-    """Create ``role`` if missing and grant it the API's privileges (idempotent)."""
+def grant_app_role(conninfo: str, role: str, log: Callable[[str], object] = print,
+                   password: str | None = None) -> None:
+    """Create ``role`` if missing and grant it the API's privileges (idempotent).
+
+    ``password`` (the local target, where no IAM tokens exist) becomes the role's password, set on
+    every run so the role follows its secret file.
+    """
     ident = sql.Identifier(role)
     with psycopg.connect(conninfo, autocommit=True) as conn, conn.transaction():
         exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         if exists is None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
             log(f"created role {role}")
+        if password:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+            log(f"set the password of {role} from DATABASE_APP_PASSWORD_FILE")
         row = conn.execute("SELECT current_database(), current_schema()").fetchone()
         assert row is not None
         database, schema = (sql.Identifier(name) for name in row)
@@ -181,6 +189,11 @@ def grant_app_role(conninfo: str, role: str, log: Callable[[str], object] = prin
             conn.execute(sql.SQL("GRANT rds_iam TO {}").format(ident))
             log(f"granted rds_iam to {role}")
     log(f"granted {role} SELECT, INSERT on the schema's tables")
+
+
+def _app_password() -> str | None:
+    path = os.environ.get("DATABASE_APP_PASSWORD_FILE")
+    return Path(path).read_text().strip() if path else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -222,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log=say,
         )
         if settings.app_user:
-            grant_app_role(conninfo, settings.app_user, log=say)
+            grant_app_role(conninfo, settings.app_user, log=say, password=_app_password())
     except CredentialError as exc:
         print(f"migrate: credential error: {exc}", file=sys.stderr)
         return 2
