@@ -109,14 +109,15 @@ def rollback(c, stack, to=None, break_glass=False, dry_run=False):
 
 
 @task(help={"from_": "source stack (its newest release must be verified)", "to": "target stack",
+            "release": "promote this verified release of the source stack (default: its newest)",
             "dry_run": _DRY})
 @_friendly
-def promote(c, from_, to, dry_run=False):
-    """Deploy exactly the digests of the source stack's newest verified release to the target stack."""
+def promote(c, from_, to, release=None, dry_run=False):
+    """Deploy exactly the digests of a verified release of the source stack to the target stack."""
     from ops.delivery import default_deps
     from ops.delivery import promote as flow
 
-    flow.run(from_, to, dry_run=dry_run, deps=default_deps())
+    flow.run(from_, to, release_id=release, dry_run=dry_run, deps=default_deps())
 
 
 @task(help={"stack": _STACK, "limit": "how many releases to show"})
