@@ -89,8 +89,12 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
         good = ledger.last_good(before=current.id) if current else None
         reconcile = (f"`invoke rollback --stack {stack} --to {good.id}`" if good
                      else f"`invoke rollback --stack {stack} --to <release>`")
-        drift = (f"break-glass: ECS services {', '.join(services)} of cluster {cluster} were pointed at their "
-                 f"previous task definition revisions outside Pulumi; the stack has drifted from its Pulumi state"
+        moves = changed_services(clients.ecs, cluster, services, good)
+        moved = sorted(moves) if moves is not None else services
+        where = (f"the task definitions of {good.id}" if moves is not None and good
+                 else "their previous task definition revisions")
+        drift = (f"break-glass: ECS services {', '.join(moved)} of cluster {cluster} were pointed at {where} "
+                 f"outside Pulumi; the stack has drifted from its Pulumi state"
                  f"{f' (which still describes {current.id})' if current else ''}. Reconcile once Pulumi runs "
                  f"again: {reconcile} to redeploy a known-good release through Pulumi, or `pulumi refresh "
                  f"--stack {stack}` to accept the drift into the state")
@@ -107,7 +111,12 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
                                    "break-glass", replaces=current.id if current else None, notes=[drift])
             lock.attach(release.id)
             try:
-                notes = deps.rollback_services(clients, cluster, services)
+                if moves is None:
+                    notes = deps.rollback_services(clients, cluster, services)
+                else:
+                    # Only the services whose task definition changed since the last good release
+                    # move, each to exactly the revision that release ran.
+                    notes = deps.rollback_services(clients, cluster, sorted(moves), task_definitions=moves)
                 running = running_images(clients.ecs, cluster, services, [s.name for s in config.services])
             except BaseException as exc:
                 ledger.finish(release.id, "failed", verified=False, notes=[deploy.describe(exc)])
@@ -117,6 +126,28 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
     err.print(f"[yellow]{escape(drift)}[/yellow]")
     out.print(f"{stack}: break-glass rollback recorded as release {release.id}", markup=False)
     return release
+
+
+def changed_services(ecs: Any, cluster: str, services: list[str], good: Any) -> dict[str, str] | None:
+    """ECS service -> the task definition the last good release ran, for each service that now runs
+    another one; None when that release recorded no task definitions (then every service goes back
+    one revision). Refuses when nothing changed."""
+    from ops.delivery.breakglass import family_revision
+
+    recorded = list(getattr(good, "task_definitions", {}).values()) if good else []
+    if not recorded:
+        return None
+    by_family = {family_revision(arn)[0]: arn for arn in recorded}
+    moves = {}
+    for svc in ecs.describe_services(cluster=cluster, services=services).get("services", []):
+        now = svc["taskDefinition"]
+        then = by_family.get(family_revision(now)[0])
+        if then and then != now:
+            moves[svc["serviceName"]] = then
+    if not moves:
+        raise OpsError(f"every service of cluster {cluster} already runs the task definitions of {good.id}: "
+                       f"nothing to move")
+    return moves
 
 
 def find_cluster(ecs: Any, stack: str) -> str:
