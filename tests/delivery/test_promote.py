@@ -7,8 +7,10 @@ import copy
 import pytest
 
 from ops.delivery import promote
+from ops.delivery.aws import AssumedClients
 from ops.delivery.ledger import Ledger
 from ops.errors import OpsError
+from tests.delivery.conftest import create_delivery_tables
 from tests.delivery.flow_fakes import STACK, DockerRunner, RecordingStack, World, make_deps, stack_config
 
 
@@ -128,3 +130,20 @@ def test_promote_of_a_named_failed_release_is_refused(setup, clients):
     with pytest.raises(OpsError, match=f"release {failed.id} of {STACK} \\(deploy\\) is failed: only a verified"):
         promote.run(STACK, "prod", release_id=failed.id, deps=deps)
     assert prod.calls == [] and runner.calls == []
+
+
+def test_promote_reads_the_source_ledger_with_a_role_in_the_source_account(setup, clients):
+    world, prod, runner, deps, _ = setup
+    world.deploy(world.deployed.images)  # a release in this (the target's) account: not the one to promote
+    role = "arn:aws:iam::111111111111:role/refarch-promotion-source-test"
+    source = AssumedClients(clients.region, role, via=clients)
+    assert source.sts.get_caller_identity()["Account"] == "111111111111"  # moto keeps accounts apart
+    create_delivery_tables(source.dynamodb)
+    ledger = Ledger(source, STACK)
+    there = ledger.begin("d" * 40, world.deployed.images, "h", "deploy")
+    ledger.finish(there.id, "succeeded", verified=True)
+
+    promote.run(STACK, "prod", source_role=role, deps=deps)
+
+    release = Ledger(clients, "prod").current()
+    assert f"promoted from {STACK} release {there.id} (git dddddddddddd)" in release.notes[0]
