@@ -64,7 +64,13 @@ class PulumiStack:
         from pulumi import automation as auto
 
         with _Translate(stack):
-            self._stack = auto.select_stack(stack_name=stack, work_dir=str(self.work_dir))
+            if self.work_dir.resolve() == ROOT.resolve():
+                self._stack = auto.select_stack(stack_name=stack, work_dir=str(self.work_dir))
+            else:
+                # Another tree (a release's commit, rollback.py): its program must import its own
+                # `infra`, not this checkout's installed one; PYTHONPATH comes first on sys.path.
+                options = auto.LocalWorkspaceOptions(env_vars={"PYTHONPATH": str(self.work_dir)})
+                self._stack = auto.select_stack(stack_name=stack, work_dir=str(self.work_dir), opts=options)
         self.name = stack
         return self
 

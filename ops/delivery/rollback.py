@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from infra.config import StackConfig
 from ops.console import err, out
-from ops.delivery import Deps, deploy
+from ops.delivery import Deps, deploy, release_tree
 from ops.errors import OpsError
 
 GOOD = ("succeeded", "rolled back")
@@ -35,20 +35,27 @@ def run(stack: str, *, to: str | None = None, break_glass: bool = False, dry_run
         ledger = deps.ledger(deps.clients(config.region), stack)
         current = ledger.current()
         target = pick_target(ledger, current, to, stack)
-    images, notes = deploy.rollback_images(config, target, fallback=current.images if current else {})
-    if target.config_hash != config_hash(config):
-        notes.append(f"config differs from {target.id}'s: this rollback restores its images with the config of "
-                     f"this checkout; to restore its config too, check out {target.git_sha[:12]} first")
-    for note in notes:
-        err.print(f"note: {note}", markup=False)
-    err.print(f"rolling {stack} back to the images of {target.id}"
-              + (f" (current: {current.id})" if current else ""), markup=False)
-    request = deploy.Request(
-        stack=stack, images=images, kind="rollback", source=f"release {target.id}", rollback_on_failure=False,
-        abandons=current.id if current and current.id != target.id else None, migrate=False,
-        notes=[f"rollback to {target.id}", *notes],
-    )
-    return deploy.run(request, deps, dry_run=dry_run)
+    # The whole release: its commit's program and stack config with its images (release_tree.py).
+    with release_tree.at_commit(deps, target.git_sha, target.id) as at:
+        elsewhere = at is not deps
+        target_config = at.load_config(stack) if elsewhere else config
+        images, notes = deploy.rollback_images(target_config, target, fallback=current.images if current else {})
+        if elsewhere:
+            notes.append(f"redeployed from {target.id}'s commit {target.git_sha[:12]}: its program, stack config "
+                         f"and images")
+        elif target.config_hash != config_hash(config):
+            notes.append(f"config differs from {target.id}'s although the commit is the same: the stack file was "
+                         f"changed outside a commit")
+        for note in notes:
+            err.print(f"note: {note}", markup=False)
+        err.print(f"rolling {stack} back to release {target.id}"
+                  + (f" (current: {current.id})" if current else ""), markup=False)
+        request = deploy.Request(
+            stack=stack, images=images, kind="rollback", source=f"release {target.id}", rollback_on_failure=False,
+            abandons=current.id if current and current.id != target.id else None, migrate=False,
+            notes=[f"rollback to {target.id}", *notes],
+        )
+        return deploy.run(request, at, dry_run=dry_run)
 
 
 def pick_target(ledger: Any, current: Any, to: str | None, stack: str) -> Any:

@@ -103,7 +103,7 @@ def test_rollback_dry_run_names_the_target_and_changes_nothing(world, capsys):
     before = world.ledger().history()
     rollback.run(STACK, dry_run=True, deps=world.deps)
     err = capsys.readouterr().err
-    assert f"rolling {STACK} back to the images of {older.id} (current: {newer.id})" in err
+    assert f"rolling {STACK} back to release {older.id} (current: {newer.id})" in err
     assert "would: pulumi up --stack test" in err
     assert world.stack.calls == [] and world.ledger().history() == before
 
@@ -131,3 +131,15 @@ def test_break_glass_moves_only_the_services_whose_task_definition_changed(world
     assert recorded.notes[-1].startswith("now running: ")  # the images after it
     assert f"ECS services {names['products']} of cluster refarch-test were pointed at the task definitions of " \
            f"{good.id}" in recorded.notes[0]
+
+
+def test_a_release_whose_commit_is_not_here_is_refused_and_nothing_changes(world):
+    ledger = world.ledger()
+    elsewhere = ledger.begin("e" * 40, world.deployed.images, "h", "deploy")  # made from another commit
+    ledger.finish(elsewhere.id, "succeeded", verified=True)
+    two_good_releases(world)
+    before = world.ledger().history()
+    with pytest.raises(OpsError, match=f"release {elsewhere.id} was made from commit eeeeeeeeeeee, which this "
+                                       f"clone does not have"):
+        rollback.run(STACK, to=elsewhere.id, deps=world.deps)
+    assert world.stack.calls == [] and world.ledger().history() == before
