@@ -295,3 +295,14 @@ def test_nothing_gitlab_writes_into_the_checkout_makes_the_tree_dirty() -> None:
     ignored = subprocess.run(["git", "check-ignore", ".cache/pip/x", "policy/venv/bin/python", "out/manifest.json"],
                              cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()
     assert ignored == [".cache/pip/x", "policy/venv/bin/python", "out/manifest.json"]
+
+
+def test_jobs_that_can_roll_back_check_out_full_history() -> None:
+    for path in (DELIVER, ROLLBACK):
+        for name, job in jobs(path).items():
+            if any("invoke rollback" in s.get("run", "") for s in job.get("steps", [])):
+                (checkout,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+                assert checkout["with"]["fetch-depth"] == 0, f"{path.name}:{name}"
+    gitlab = load(GITLAB)
+    for name in ("rollback:dev", "rollback:staging", "rollback:prod", "rollback"):
+        assert _gitlab_job(gitlab, name)["variables"]["GIT_DEPTH"] == "0", name
