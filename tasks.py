@@ -183,14 +183,20 @@ def rollback(c, stack, to=None, break_glass=False, dry_run=False):
 
 
 @task(positional=[], help={"from_": "source stack (its newest release must be verified)", "to": "target stack",
+            "release": "promote this verified release of the source stack (default: its newest)",
+            "source_role": "role in the source account to read its ledger and pull its images "
+                           "(default: $REFARCH_PROMOTION_SOURCE_ROLE_ARN, else the caller's own account)",
             "dry_run": _DRY})
 @_friendly
-def promote(c, from_, to, dry_run=False):
-    """Deploy exactly the digests of the source stack's newest verified release to the target stack."""
+def promote(c, from_, to, release=None, source_role=None, dry_run=False):
+    """Deploy exactly the digests of a verified release of the source stack to the target stack."""
+    import os
+
     from ops.delivery import default_deps
     from ops.delivery import promote as flow
 
-    flow.run(from_, to, dry_run=dry_run, deps=default_deps())
+    role = source_role or os.environ.get("REFARCH_PROMOTION_SOURCE_ROLE_ARN") or None
+    flow.run(from_, to, release_id=release, source_role=role, dry_run=dry_run, deps=default_deps())
 
 
 @task(positional=[], help={"stack": _STACK, "limit": "how many releases to show (default 20)"})

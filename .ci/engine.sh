@@ -34,7 +34,9 @@ stop() {  # stop the process in PID file $1 (ours), waiting up to 20 s
 start_dockerd() {
   if alive "$dir/dockerd.pid"; then log "dockerd already running (pid $(cat "$dir/dockerd.pid"))"; return; fi
   if [[ -S /var/run/docker.sock ]] && docker info >/dev/null 2>&1; then
-    echo "another Docker engine already answers on /var/run/docker.sock: not starting a second one" >&2; exit 1
+    # Not ours (no PID file): use it, and `down` leaves it running.
+    log "using the Docker engine already answering on /var/run/docker.sock (not started here, left running)"
+    return
   fi
   mkdir -p "$dir/data" "$dir/exec"
   # Our own exec-root and pidfile: nothing of this engine lives outside DIR but the socket.

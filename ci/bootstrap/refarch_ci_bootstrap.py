@@ -338,8 +338,9 @@ class CiBootstrap(pulumi.ComponentResource):
             description=f"CI deploys of stack {env}: jobs in the GitHub environment {env} only",
             assume_role_policy=provider_arn.apply(
                 lambda arn: json.dumps(github_trust(arn, [deploy_subject(cfg.repository, env)]))),
-            # A prod rollout with its bake window can outlast the default hour.
-            max_session_duration=7200,
+            # The deploy jobs ask for 3 h (their timeout, ops/delivery/budget.py, is 160 min): a
+            # prod rollout, its bake and an automatic rollback outlast the default hour.
+            max_session_duration=14400,
             tags={**env_tags, "Name": cfg.deploy_role_name(env)},
             opts=child,
         )

@@ -32,7 +32,7 @@ class Deps:
     lock: Callable[..., Any]  # (clients, stack, owner) -> ops.delivery.lock.StackLock
     verify: Callable[..., Any]  # ops.delivery.verify.verify
     missing_digests: Callable[[Any, dict[str, str]], list[str]]
-    rollback_services: Callable[[Any, str, list[str]], list[str]]  # break-glass
+    rollback_services: Callable[..., list[str]]  # break-glass: (clients, cluster, services, task_definitions=)
     caller: Callable[[Any], str]  # clients -> who is acting (STS ARN, else $USER)
     translate_errors: Callable[..., Any]  # context manager: botocore failures -> one-line OpsError
     load_config: Callable[[str], Any]  # stack -> StackConfig (raises ConfigError)

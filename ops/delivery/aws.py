@@ -81,6 +81,26 @@ class Clients:
         return self.client("logs")
 
 
+class AssumedClients(Clients):
+    """Clients in another account: a session from `sts:AssumeRole` of `role_arn` (e.g. the source
+    environment's promotion role, which can read its ledger and pull its images)."""
+
+    def __init__(self, region: str, role_arn: str, via: Clients):
+        super().__init__(region)
+        self.role_arn, self.via = role_arn, via
+
+    @cached_property
+    def session(self) -> Any:
+        import boto3
+
+        with translate_errors(f"assuming {self.role_arn}"):
+            creds = self.via.sts.assume_role(RoleArn=self.role_arn,
+                                             RoleSessionName="refarch-promote")["Credentials"]
+        return boto3.session.Session(region_name=self.region, aws_access_key_id=creds["AccessKeyId"],
+                                     aws_secret_access_key=creds["SecretAccessKey"],
+                                     aws_session_token=creds["SessionToken"])
+
+
 def clients(region: str) -> Clients:
     return Clients(region)
 

@@ -41,6 +41,11 @@ def run(stack: str, *, service: str | None = None, push: bool = False, allow_dir
     with deps.translate_errors():
         clients = deps.clients(config.region)
         repos = repositories(stack, config, [s.name for s in targets], deps, clients)
+        if push:
+            # A brand-new stack has no repositories yet: create exactly those first (first_deploy.py).
+            from ops.delivery.first_deploy import ensure_repositories
+
+            ensure_repositories(stack, config, repos, deps, clients, dry_run=dry_run)
         # The registry cache is read and written even without --push: log in either way.
         login(docker, clients, dry_run=dry_run, registry=next(iter(repos.values())).split("/")[0])
         source = deps.git.remote_url()

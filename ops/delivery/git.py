@@ -16,8 +16,25 @@ CI_BRANCH_VARS = ("GITHUB_REF_NAME", "CI_COMMIT_BRANCH", "BUILDKITE_BRANCH")
 
 
 class Git:
-    def __init__(self, root: Path = ROOT):
+    def __init__(self, root: Path = ROOT, ignore: tuple[str, ...] = ()):
         self.root = root
+        self.ignore = ignore  # paths never counted as changes (links a release tree gets, rollback.py)
+
+    def at(self, root: Path, ignore: tuple[str, ...] = ()) -> Git:
+        return Git(root, ignore)
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            self._git("cat-file", "-e", f"{sha}^{{commit}}")
+        except OpsError:
+            return False
+        return True
+
+    def add_worktree(self, path: Path, sha: str) -> None:
+        self._git("worktree", "add", "--detach", str(path), sha)
+
+    def remove_worktree(self, path: Path) -> None:
+        self._git("worktree", "remove", "--force", str(path))
 
     def sha(self) -> str:
         return self._git("rev-parse", "HEAD")
@@ -29,7 +46,8 @@ class Git:
     def dirty_paths(self) -> list[str]:
         """Modified, staged and untracked paths (untracked files can end up in an image too)."""
         lines = self._git("status", "--porcelain", "--untracked-files=normal", strip=False).splitlines()
-        return [line[3:].split(" -> ")[-1].strip('"') for line in lines if line.strip()]
+        paths = [line[3:].split(" -> ")[-1].strip('"') for line in lines if line.strip()]
+        return [p for p in paths if p.rstrip("/") not in self.ignore]
 
     def branch(self) -> str | None:
         name = self._git("rev-parse", "--abbrev-ref", "HEAD")

@@ -12,27 +12,38 @@ from typing import Any
 
 from ops.console import err
 from ops.delivery import Deps, build, deploy, manifest
+from ops.delivery.aws import AssumedClients
+from ops.delivery.first_deploy import ensure_repositories
 from ops.errors import OpsError
 
 
-def run(from_: str, to: str, *, dry_run: bool = False, deps: Deps) -> Any:
+def run(from_: str, to: str, *, release_id: str | None = None, source_role: str | None = None,
+        dry_run: bool = False, deps: Deps) -> Any:
+    """`source_role`: a role in the source environment's account (one account per environment):
+    its ledger is read and its images pulled with it; the target is written with the caller's own."""
     if from_ == to:
         raise OpsError(f"--from and --to are both {to}: promotion moves a release between stacks")
     source_config = deps.load_config(from_)
     target_config = deps.load_config(to)
     with deps.translate_errors():
-        source_clients = deps.clients(source_config.region)
-        release = promotable(deps.ledger(source_clients, from_), from_)
+        target_clients = deps.clients(target_config.region)
+        source_clients = (AssumedClients(source_config.region, source_role, via=target_clients) if source_role
+                          else deps.clients(source_config.region))
+        release = promotable(deps.ledger(source_clients, from_), from_, release_id)
+        # The protected environment's approval log shows this line: which release is going out.
+        err.print(f"promoting {from_} release {release.id} (git {release.git_sha[:12]}) to {to}", markup=False)
         names = [s.name for s in target_config.services if s.build]
         absent = [n for n in names if n not in release.images]
         if absent:
             raise OpsError(f"release {release.id} of {from_} has no image for {', '.join(absent)} "
                            f"(built by {to}'s config): deploy them to {from_} first")
-        target_clients = deps.clients(target_config.region)
         repos = build.repositories(to, target_config, names, deps, target_clients)
         images = {n: f"{repos[n]}@{manifest.digest_of(release.images[n])}" for n in names}
         to_copy = {n: ref for n, ref in images.items() if deps.missing_digests(target_clients, {n: ref})}
         if to_copy:
+            # The target's repositories exist before anything is copied into them (a new stack).
+            ensure_repositories(to, target_config, {n: repos[n] for n in to_copy}, deps, target_clients,
+                                dry_run=dry_run)
             docker = deps.docker(dry_run=dry_run)
             if not dry_run:
                 docker.ensure_cli()
@@ -53,7 +64,15 @@ def run(from_: str, to: str, *, dry_run: bool = False, deps: Deps) -> Any:
     ), deps, dry_run=dry_run)
 
 
-def promotable(ledger: Any, stack: str) -> Any:
+def promotable(ledger: Any, stack: str, release_id: str | None = None) -> Any:
+    """The named release (default: the newest verified one) of `stack`, if it may be promoted."""
+    if release_id:
+        release = ledger.get(release_id)
+        if not release.good:
+            why = release.outcome if release.outcome != "succeeded" else "succeeded but was never verified"
+            raise OpsError(f"release {release.id} of {stack} ({release.kind}) is {why}: only a verified "
+                           f"release is promoted")
+        return release
     newest = ledger.history(limit=1)
     if not newest:
         raise OpsError(f"{stack} has no releases: nothing to promote")
@@ -64,5 +83,5 @@ def promotable(ledger: Any, stack: str) -> Any:
     if release.outcome != "succeeded" or not release.verified:
         why = release.outcome if release.outcome != "succeeded" else "succeeded but was never verified"
         raise OpsError(f"the newest release of {stack}, {release.id} ({release.kind}), is {why}: only a verified "
-                       f"release is promoted; fix {stack} first")
+                       f"release is promoted; fix {stack} first, or name a verified one with --release")
     return release

@@ -65,8 +65,16 @@ class PulumiStack:
         from pulumi import automation as auto
 
         with _Translate(stack):
-            choose = auto.create_or_select_stack if create else auto.select_stack
-            self._stack = choose(stack_name=stack, work_dir=str(self.work_dir))
+            options = None
+            if self.work_dir.resolve() != ROOT.resolve():
+                # Another tree (a release's commit, rollback.py): its program must import its own
+                # `infra`, not this checkout's installed one; PYTHONPATH comes first on sys.path.
+                options = auto.LocalWorkspaceOptions(env_vars={"PYTHONPATH": str(self.work_dir)})
+            if create:
+                self._stack = auto.create_or_select_stack(stack_name=stack, work_dir=str(self.work_dir),
+                                                          opts=options)
+            else:
+                self._stack = auto.select_stack(stack_name=stack, work_dir=str(self.work_dir), opts=options)
         self.name = stack
         return self
 

@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from infra.config import StackConfig
 from ops.console import err, out
-from ops.delivery import Deps, deploy
+from ops.delivery import Deps, deploy, release_tree
 from ops.errors import OpsError
 
 GOOD = ("succeeded", "rolled back")
@@ -35,20 +35,27 @@ def run(stack: str, *, to: str | None = None, break_glass: bool = False, dry_run
         ledger = deps.ledger(deps.clients(config.region), stack)
         current = ledger.current()
         target = pick_target(ledger, current, to, stack)
-    images, notes = deploy.rollback_images(config, target, fallback=current.images if current else {})
-    if target.config_hash != config_hash(config):
-        notes.append(f"config differs from {target.id}'s: this rollback restores its images with the config of "
-                     f"this checkout; to restore its config too, check out {target.git_sha[:12]} first")
-    for note in notes:
-        err.print(f"note: {note}", markup=False)
-    err.print(f"rolling {stack} back to the images of {target.id}"
-              + (f" (current: {current.id})" if current else ""), markup=False)
-    request = deploy.Request(
-        stack=stack, images=images, kind="rollback", source=f"release {target.id}", rollback_on_failure=False,
-        abandons=current.id if current and current.id != target.id else None, migrate=False,
-        notes=[f"rollback to {target.id}", *notes],
-    )
-    return deploy.run(request, deps, dry_run=dry_run)
+    # The whole release: its commit's program and stack config with its images (release_tree.py).
+    with release_tree.at_commit(deps, target.git_sha, target.id) as at:
+        elsewhere = at is not deps
+        target_config = at.load_config(stack) if elsewhere else config
+        images, notes = deploy.rollback_images(target_config, target, fallback=current.images if current else {})
+        if elsewhere:
+            notes.append(f"redeployed from {target.id}'s commit {target.git_sha[:12]}: its program, stack config "
+                         f"and images")
+        elif target.config_hash != config_hash(config):
+            notes.append(f"config differs from {target.id}'s although the commit is the same: the stack file was "
+                         f"changed outside a commit")
+        for note in notes:
+            err.print(f"note: {note}", markup=False)
+        err.print(f"rolling {stack} back to release {target.id}"
+                  + (f" (current: {current.id})" if current else ""), markup=False)
+        request = deploy.Request(
+            stack=stack, images=images, kind="rollback", source=f"release {target.id}", rollback_on_failure=False,
+            abandons=current.id if current and current.id != target.id else None, migrate=False,
+            notes=[f"rollback to {target.id}", *notes],
+        )
+        return deploy.run(request, at, dry_run=dry_run)
 
 
 def pick_target(ledger: Any, current: Any, to: str | None, stack: str) -> Any:
@@ -89,8 +96,12 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
         good = ledger.last_good(before=current.id) if current else None
         reconcile = (f"`invoke rollback --stack {stack} --to {good.id}`" if good
                      else f"`invoke rollback --stack {stack} --to <release>`")
-        drift = (f"break-glass: ECS services {', '.join(services)} of cluster {cluster} were pointed at their "
-                 f"previous task definition revisions outside Pulumi; the stack has drifted from its Pulumi state"
+        moves = changed_services(clients.ecs, cluster, services, good)
+        moved = sorted(moves) if moves is not None else services
+        where = (f"the task definitions of {good.id}" if moves is not None and good
+                 else "their previous task definition revisions")
+        drift = (f"break-glass: ECS services {', '.join(moved)} of cluster {cluster} were pointed at {where} "
+                 f"outside Pulumi; the stack has drifted from its Pulumi state"
                  f"{f' (which still describes {current.id})' if current else ''}. Reconcile once Pulumi runs "
                  f"again: {reconcile} to redeploy a known-good release through Pulumi, or `pulumi refresh "
                  f"--stack {stack}` to accept the drift into the state")
@@ -107,7 +118,12 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
                                    "break-glass", replaces=current.id if current else None, notes=[drift])
             lock.attach(release.id)
             try:
-                notes = deps.rollback_services(clients, cluster, services)
+                if moves is None:
+                    notes = deps.rollback_services(clients, cluster, services)
+                else:
+                    # Only the services whose task definition changed since the last good release
+                    # move, each to exactly the revision that release ran.
+                    notes = deps.rollback_services(clients, cluster, sorted(moves), task_definitions=moves)
                 running = running_images(clients.ecs, cluster, services, [s.name for s in config.services])
             except BaseException as exc:
                 ledger.finish(release.id, "failed", verified=False, notes=[deploy.describe(exc)])
@@ -117,6 +133,28 @@ def _break_glass(stack: str, config: StackConfig, to: str | None, dry_run: bool,
     err.print(f"[yellow]{escape(drift)}[/yellow]")
     out.print(f"{stack}: break-glass rollback recorded as release {release.id}", markup=False)
     return release
+
+
+def changed_services(ecs: Any, cluster: str, services: list[str], good: Any) -> dict[str, str] | None:
+    """ECS service -> the task definition the last good release ran, for each service that now runs
+    another one; None when that release recorded no task definitions (then every service goes back
+    one revision). Refuses when nothing changed."""
+    from ops.delivery.breakglass import family_revision
+
+    recorded = list(getattr(good, "task_definitions", {}).values()) if good else []
+    if not recorded:
+        return None
+    by_family = {family_revision(arn)[0]: arn for arn in recorded}
+    moves = {}
+    for svc in ecs.describe_services(cluster=cluster, services=services).get("services", []):
+        now = svc["taskDefinition"]
+        then = by_family.get(family_revision(now)[0])
+        if then and then != now:
+            moves[svc["serviceName"]] = then
+    if not moves:
+        raise OpsError(f"every service of cluster {cluster} already runs the task definitions of {good.id}: "
+                       f"nothing to move")
+    return moves
 
 
 def find_cluster(ecs: Any, stack: str) -> str:

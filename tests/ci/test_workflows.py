@@ -176,3 +176,133 @@ def test_python_environment_is_cached() -> None:
             if "actions/setup-python" in step.get("uses", ""):
                 assert step["with"].get("cache") == "pip", f"{path.name}:{job}"
     assert load(GITLAB)["default"]["cache"]["paths"] == [".cache/pip"]
+
+
+# -- what delivery needs from CI (issue 8) ---------------------------------------------------------
+
+DELIVER, ROLLBACK, PR, DRIFT = (ROOT / ".github" / "workflows" / n for n in
+                                ("deliver.yml", "rollback.yml", "pr.yml", "drift.yml"))
+LIVE_POLICY_TASKS = ("deploy", "promote", "rollback", "preview")  # `up` / `preview` with --policy-pack
+
+
+def _job_stacks(path: Path, name: str) -> list[str]:
+    job = jobs(path)[name]
+    stack = job.get("env", {}).get("STACK", "")
+    return ["dev", "staging", "prod"] if "inputs" in stack or not stack else [stack]
+
+
+def test_deploy_job_timeouts_and_credentials_outlast_the_codes_worst_case() -> None:
+    from ops.delivery import default_deps
+    from ops.delivery.budget import worst_case_minutes
+
+    load_config = default_deps().load_config
+    bootstrap = (ROOT / "ci" / "bootstrap" / "refarch_ci_bootstrap.py").read_text()
+    max_session = int(re.search(r"max_session_duration=(\d+)", bootstrap)[1])
+    checked = 0
+    for path, names in ((DELIVER, ("dev", "staging", "prod")), (ROLLBACK, ("rollback",))):
+        for name in names:
+            job = jobs(path)[name]
+            worst = max(worst_case_minutes(load_config(stack)) for stack in _job_stacks(path, name))
+            assert job["timeout-minutes"] >= worst, f"{path.name}:{name}: {job['timeout-minutes']} < {worst}"
+            (creds,) = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+            duration = int(creds["with"]["role-duration-seconds"])
+            assert job["timeout-minutes"] * 60 < duration <= max_session, f"{path.name}:{name}"
+            checked += 1
+    assert checked == 4
+
+
+def test_every_live_preview_or_up_has_the_policy_pack_venv_created_first() -> None:
+    checked = 0
+    for path in WORKFLOWS:
+        for name, job in jobs(path).items():
+            runs = [s.get("run", "") for s in job.get("steps", [])]
+            for i, text in enumerate(runs):
+                live = any(re.search(rf"\binvoke {task}\b", text) for task in LIVE_POLICY_TASKS) or \
+                    "--preview" in text
+                if not live:
+                    continue
+                assert any("python -m venv policy/venv" in earlier for earlier in runs[:i]), f"{path.name}:{name}"
+                checked += 1
+    assert checked >= 5
+    gitignore = (ROOT / ".gitignore").read_text().split()
+    assert "policy/venv/" in gitignore  # never a dirty tree for the deploy's preflight
+
+
+def test_previews_use_each_environments_own_preview_role() -> None:
+    for path, name in ((PR, "report"), (DRIFT, "drift")):
+        job = jobs(path)[name]
+        include = job["strategy"]["matrix"]["include"]
+        assert {row["stack"]: row["preview_role"] for row in include} == {
+            env: f"AWS_PREVIEW_ROLE_ARN_{env.upper()}" for env in ("dev", "staging", "prod")}
+        (creds,) = [s for s in job["steps"] if "configure-aws-credentials" in s.get("uses", "")]
+        assert creds["with"]["role-to-assume"] == "${{ vars[matrix.preview_role] }}"
+    for path in WORKFLOWS:
+        assert "vars.AWS_PREVIEW_ROLE_ARN " not in path.read_text() + " "
+        assert "vars.AWS_PREVIEW_ROLE_ARN }}" not in path.read_text()
+
+
+def test_the_build_job_has_a_container_builder_and_arm64_emulation_before_building() -> None:
+    uses = [s.get("uses", "") or s.get("run", "") for s in jobs(DELIVER)["build"]["steps"]]
+    qemu = next(i for i, u in enumerate(uses) if u.startswith("docker/setup-qemu-action@"))
+    buildx = next(i for i, u in enumerate(uses) if u.startswith("docker/setup-buildx-action@"))
+    build = next(i for i, u in enumerate(uses) if "invoke build" in u)
+    assert qemu < buildx < build
+    steps_ = jobs(DELIVER)["build"]["steps"]
+    assert steps_[buildx]["with"]["driver"] == "docker-container"
+    assert "arm64" in steps_[qemu]["with"]["platforms"]
+
+
+def _gitlab_job(gitlab: dict[str, Any], name: str) -> dict[str, Any]:
+    """A job with its `extends` merged the way GitLab does (later templates win, variables merge)."""
+    job = gitlab[name]
+    parents = job.get("extends", [])
+    merged: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        base = _gitlab_job(gitlab, parent)
+        merged = {**merged, **base, "variables": {**merged.get("variables", {}), **base.get("variables", {})}}
+    return {**merged, **job, "variables": {**merged.get("variables", {}), **job.get("variables", {})}}
+
+
+def test_gitlab_jobs_that_copy_images_have_docker_and_a_container_builder() -> None:
+    gitlab = load(GITLAB)
+    for name in ("build", "promote:staging", "promote:prod"):
+        job = _gitlab_job(gitlab, name)
+        assert job["image"].startswith("docker:") and job["services"] == ["docker:27-dind"], name
+        script = "\n".join(job["before_script"])
+        assert "docker buildx create --use --driver docker-container" in script, name
+        assert "tonistiigi/binfmt --install arm64" in script, name
+        assert "python3 -m venv policy/venv" in script or name == "build", name
+
+
+def test_gitlab_previews_use_each_environments_own_role_and_deploys_outlast_the_worst_case() -> None:
+    from ops.delivery import default_deps
+    from ops.delivery.budget import worst_case_minutes
+
+    gitlab = load(GITLAB)
+    for kind in ("review", "drift"):
+        for env in ("dev", "staging", "prod"):
+            job = _gitlab_job(gitlab, f"{kind}:{env}")
+            assert job["variables"]["AWS_ROLE_ARN"] == f"$AWS_PREVIEW_ROLE_ARN_{env.upper()}"
+    assert "$AWS_PREVIEW_ROLE_ARN\n" not in GITLAB.read_text()
+    worst = max(worst_case_minutes(default_deps().load_config(s)) for s in ("dev", "staging", "prod"))
+    for name in ("deploy:dev", "promote:staging", "promote:prod", "rollback"):
+        assert int(_gitlab_job(gitlab, name)["timeout"].removesuffix("m")) >= worst, name
+
+
+def test_nothing_gitlab_writes_into_the_checkout_makes_the_tree_dirty() -> None:
+    text = GITLAB.read_text()
+    assert "$CI_PROJECT_DIR/.aws-web-identity-token" not in text  # the ID token lives in /tmp
+    ignored = subprocess.run(["git", "check-ignore", ".cache/pip/x", "policy/venv/bin/python", "out/manifest.json"],
+                             cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()
+    assert ignored == [".cache/pip/x", "policy/venv/bin/python", "out/manifest.json"]
+
+
+def test_jobs_that_can_roll_back_check_out_full_history() -> None:
+    for path in (DELIVER, ROLLBACK):
+        for name, job in jobs(path).items():
+            if any("invoke rollback" in s.get("run", "") for s in job.get("steps", [])):
+                (checkout,) = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+                assert checkout["with"]["fetch-depth"] == 0, f"{path.name}:{name}"
+    gitlab = load(GITLAB)
+    for name in ("rollback:dev", "rollback:staging", "rollback:prod", "rollback"):
+        assert _gitlab_job(gitlab, name)["variables"]["GIT_DEPTH"] == "0", name

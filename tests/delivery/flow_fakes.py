@@ -101,6 +101,9 @@ class FakeGit:
     def commit_time(self) -> int:
         return 1795804200  # 2026-11-27T18:30:00Z
 
+    def has_commit(self, sha: str) -> bool:
+        return sha == self._sha  # a shallow clone: only its own commit
+
     def dirty_paths(self) -> list[str]:
         return list(self._dirty)
 

@@ -31,7 +31,13 @@ class NoStack(RecordingStack):
         raise OpsError("the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/")
 
 
-def test_build_push_logs_in_builds_once_and_writes_the_manifest(aws_env, clients, tree, tmp_path):
+@pytest.fixture
+def repositories(clients):
+    """The stack exists already: its repository is there."""
+    clients.ecr.create_repository(repositoryName="refarch-dev/products")
+
+
+def test_build_push_logs_in_builds_once_and_writes_the_manifest(aws_env, clients, tree, tmp_path, repositories):
     runner = DockerRunner()
     out = tmp_path / "out" / "manifest.json"
     built = build.run("dev", push=True, manifest_path=out,
@@ -56,7 +62,8 @@ def test_build_push_logs_in_builds_once_and_writes_the_manifest(aws_env, clients
                                                             {"products": f"{repo}@{DIGEST}"})
 
 
-def test_repository_comes_from_the_stack_outputs_when_the_stack_exists(aws_env, tree, tmp_path):
+def test_repository_comes_from_the_stack_outputs_when_the_stack_exists(aws_env, clients, tree, tmp_path):
+    clients.ecr.create_repository(repositoryName="custom/products")
     runner = DockerRunner()
     stack = RecordingStack(outputs={"services": {"products": {"repository_url": "999999999999.dkr.ecr.us-east-1"
                                                                                 ".amazonaws.com/custom/products"}}})
@@ -65,7 +72,8 @@ def test_repository_comes_from_the_stack_outputs_when_the_stack_exists(aws_env, 
     assert f"999999999999.dkr.ecr.us-east-1.amazonaws.com/custom/products:{SHA}" in runner.argvs[1]
 
 
-def test_dirty_tree_is_refused_unless_allowed_and_then_never_takes_the_commit_tag(aws_env, tree, tmp_path):
+def test_dirty_tree_is_refused_unless_allowed_and_then_never_takes_the_commit_tag(aws_env, tree, tmp_path,
+                                                                                   repositories):
     runner = DockerRunner()
     deps = make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree, dirty=["services/products/x.py"]))
     with pytest.raises(OpsError, match="uncommitted changes \\(services/products/x.py\\).*--allow-dirty"):
@@ -106,3 +114,51 @@ def test_build_without_push_says_it_made_a_local_image_and_no_digest(aws_env, tr
     printed = capsys.readouterr().out
     assert (f"products: built the local image {REGISTRY}/refarch-dev/products:{SHA}; not pushed, so no "
             f"registry digest (build with --push to get one)") in printed
+
+
+class NewStack(RecordingStack):
+    """A stack that was never deployed: no outputs; a targeted up creates what it targets in moto."""
+
+    def __init__(self, ecr):
+        super().__init__()
+        self.ecr = ecr
+
+    def outputs(self):
+        raise OpsError("stack dev has no outputs yet")
+
+    def up(self, target_urns=None, on_event=None):
+        super().up(target_urns, on_event)
+        for urn in target_urns or []:
+            assert urn.split("::")[-2].endswith("$aws:ecr/repository:Repository"), urn
+            self.ecr.create_repository(repositoryName=f"refarch-dev/{urn.rsplit('::', 1)[1].split('-')[-2]}")
+
+
+def test_first_push_creates_exactly_the_repositories_first_with_a_targeted_up(aws_env, clients, tree, tmp_path,
+                                                                              capsys):
+    from ops import synth
+    from ops.delivery import default_deps
+
+    runner = DockerRunner()
+    stack = NewStack(clients.ecr)
+    build.run("dev", push=True, manifest_path=tmp_path / "m.json",
+              deps=make_deps(stack=stack, runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    (urn,) = [r["urn"] for r in synth.run(default_deps().load_config("dev"), "dev").of_type(
+        "aws:ecr/repository:Repository") if r["inputs"]["name"] == "refarch-dev/products"]
+    assert ("up", [urn]) in stack.calls  # only the repository, nothing that would wait for an image
+    assert clients.ecr.describe_repositories(repositoryNames=["refarch-dev/products"])["repositories"]
+    assert any(argv[:3] == ["docker", "buildx", "build"] for argv in runner.argvs)  # pushed after it existed
+    assert "first push to products: creating the repositories first" in capsys.readouterr().err
+
+
+def test_first_push_stops_before_pushing_when_the_repository_is_still_missing(aws_env, clients, tree, tmp_path):
+    runner = DockerRunner()
+
+    class NoOutputs(RecordingStack):  # never deployed, and its up creates nothing
+        def outputs(self):
+            raise OpsError("no outputs")
+
+    stack = NoOutputs()
+    with pytest.raises(OpsError, match="targeted up did not create the repositories of products: nothing was pushed"):
+        build.run("dev", push=True, manifest_path=tmp_path / "m.json",
+                  deps=make_deps(stack=stack, runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    assert not any(argv[:3] == ["docker", "buildx", "build"] for argv in runner.argvs)

@@ -7,8 +7,10 @@ import copy
 import pytest
 
 from ops.delivery import promote
+from ops.delivery.aws import AssumedClients
 from ops.delivery.ledger import Ledger
 from ops.errors import OpsError
+from tests.delivery.conftest import create_delivery_tables
 from tests.delivery.flow_fakes import STACK, DockerRunner, RecordingStack, World, make_deps, stack_config
 
 
@@ -100,3 +102,48 @@ def test_promote_without_releases_is_refused(setup):
     with pytest.raises(OpsError, match=f"{STACK} has no releases: nothing to promote"):
         promote.run(STACK, "prod", deps=deps)
     assert prod.calls == [] and runner.calls == []
+
+
+def test_promote_a_named_verified_release_past_a_newer_failed_one(setup, clients, capsys):
+    world, prod, runner, deps, prod_outputs = setup
+    world.deploy(world.deployed.images)
+    good = world.ledger().current()
+    world.gateway.set("/orders/", 500)
+    with pytest.raises(OpsError):
+        world.deploy(world.push_images(), rollback_on_failure=False)
+    world.gateway.set("/orders/", 200)
+
+    promote.run(STACK, "prod", release_id=good.id, deps=deps)
+    assert f"promoting {STACK} release {good.id} (git {good.git_sha[:12]}) to prod" in capsys.readouterr().err
+    expected = {name: f"{prod_outputs['services'][name]['repository_url']}@{good.images[name].split('@')[1]}"
+                for name in ("products", "orders")}
+    assert Ledger(clients, "prod").current().images == expected
+
+
+def test_promote_of_a_named_failed_release_is_refused(setup, clients):
+    world, prod, runner, deps, _ = setup
+    world.deploy(world.deployed.images)
+    world.gateway.set("/orders/", 500)
+    with pytest.raises(OpsError):
+        world.deploy(world.push_images(), rollback_on_failure=False)
+    failed = world.ledger().history(limit=1)[0]
+    with pytest.raises(OpsError, match=f"release {failed.id} of {STACK} \\(deploy\\) is failed: only a verified"):
+        promote.run(STACK, "prod", release_id=failed.id, deps=deps)
+    assert prod.calls == [] and runner.calls == []
+
+
+def test_promote_reads_the_source_ledger_with_a_role_in_the_source_account(setup, clients):
+    world, prod, runner, deps, _ = setup
+    world.deploy(world.deployed.images)  # a release in this (the target's) account: not the one to promote
+    role = "arn:aws:iam::111111111111:role/refarch-promotion-source-test"
+    source = AssumedClients(clients.region, role, via=clients)
+    assert source.sts.get_caller_identity()["Account"] == "111111111111"  # moto keeps accounts apart
+    create_delivery_tables(source.dynamodb)
+    ledger = Ledger(source, STACK)
+    there = ledger.begin("d" * 40, world.deployed.images, "h", "deploy")
+    ledger.finish(there.id, "succeeded", verified=True)
+
+    promote.run(STACK, "prod", source_role=role, deps=deps)
+
+    release = Ledger(clients, "prod").current()
+    assert f"promoted from {STACK} release {there.id} (git dddddddddddd)" in release.notes[0]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
+from pathlib import Path
 
 import pytest
+from pulumi import automation as auto
 from pulumi.automation import OutputValue, PreviewResult, errors
 from pulumi.automation._cmd import CommandResult
 from rich.console import Console
@@ -15,30 +19,51 @@ from ops.errors import OpsError
 from tests.delivery.flow_fakes import step_event
 
 
+def real_call(name: str, *args, **kwargs) -> None:
+    """Bind the call to the real `pulumi.automation.Stack.<name>` signature: a misspelt or removed
+    keyword (or one pulumi renamed) fails here exactly as it would against the CLI."""
+    inspect.signature(getattr(auto.Stack, name)).bind(object(), *args, **kwargs)
+
+
 class AutoStack:
-    """Stands in for pulumi.automation.Stack behind the adapter."""
+    """Stands in for pulumi.automation.Stack behind the adapter; every call is bound to the real signature."""
 
     def __init__(self, fail: Exception | None = None):
         self.calls: list[tuple] = []
         self.fail = fail
 
     def set_config(self, key, value, path=False):
+        real_call("set_config", key, value, path=path)
+        assert isinstance(value, auto.ConfigValue)
         self.calls.append(("set_config", key, value.value, value.secret, path))
 
     def up(self, **kwargs):
+        real_call("up", **kwargs)
         self.calls.append(("up", kwargs))
         if self.fail:
             raise self.fail
 
+    def preview(self, **kwargs):
+        real_call("preview", **kwargs)
+        self.calls.append(("preview", kwargs))
+
+    def destroy(self, **kwargs):
+        real_call("destroy", **kwargs)
+        self.calls.append(("destroy", kwargs))
+
     def outputs(self):
+        real_call("outputs")
         return {"gateway_url": OutputValue("https://x", False), "token": OutputValue("hunter2", True)}
 
     def preview_refresh(self, on_event=None):
+        real_call("preview_refresh", on_event=on_event)
         on_event(step_event("refresh", "aws:ecs/service:Service", "products", done=True, diffs=["desiredCount"]))
         on_event(step_event("refresh", "aws:ec2/vpc:Vpc", "vpc", done=True))
         return PreviewResult("", "", {"same": 40, "update": 1})
 
     def export_stack(self):
+        real_call("export_stack")
+
         class Deployment:
             deployment = {"resources": [
                 {"urn": "urn:pulumi:dev::refarch::pulumi:pulumi:Stack::refarch-dev", "type": "pulumi:pulumi:Stack"},
@@ -129,3 +154,38 @@ def test_progress_counts_operations_line_per_step_without_a_tty():
         "[1:05] 2/2 updated  aws:ecs/service:Service products",
         "[1:05] up dev: 2/2 done (created 1, updated 1, replaced 0, deleted 0)",
     ]
+
+
+def test_a_misspelt_keyword_is_caught_by_the_real_signature():
+    with pytest.raises(TypeError, match="policy_pack"):
+        real_call("up", policy_pack=["policy"])  # the real keyword is policy_packs
+
+
+def test_preview_and_destroy_calls_bind_to_the_real_signatures():
+    stack = AutoStack()
+    selected(stack).preview(on_event=print)
+    selected(stack).destroy()
+    assert [c[0] for c in stack.calls] == ["preview", "destroy"]
+
+
+def test_every_automation_call_in_the_adapter_exists_with_those_keywords():
+    """Read the adapter's source: each `auto.X(...)` and each call on the selected stack must bind
+    to the real pulumi.automation signature (the names are checked, the values cannot be)."""
+    tree = ast.parse(Path(pulumi_adapter.__file__).read_text())
+    checked = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        target, name = node.func.value, node.func.attr
+        kwargs = {k.arg: None for k in node.keywords if k.arg}
+        args = [None] * len(node.args)
+        if isinstance(target, ast.Name) and target.id == "auto":
+            inspect.signature(getattr(auto, name)).bind(*args, **kwargs)
+        elif (isinstance(target, ast.Call) and isinstance(target.func, ast.Attribute)
+              and target.func.attr == "_selected") or (isinstance(target, ast.Name) and target.id == "stack"):
+            inspect.signature(getattr(auto.Stack, name)).bind(object(), *args, **kwargs)
+        else:
+            continue
+        checked.append(name)
+    assert {"select_stack", "create_or_select_stack", "ConfigValue", "set_config", "preview", "up", "refresh", "preview_refresh",
+            "destroy", "outputs", "export_stack"} <= set(checked)

@@ -103,6 +103,43 @@ def test_rollback_dry_run_names_the_target_and_changes_nothing(world, capsys):
     before = world.ledger().history()
     rollback.run(STACK, dry_run=True, deps=world.deps)
     err = capsys.readouterr().err
-    assert f"rolling {STACK} back to the images of {older.id} (current: {newer.id})" in err
+    assert f"rolling {STACK} back to release {older.id} (current: {newer.id})" in err
     assert "would: pulumi up --stack test" in err
+    assert world.stack.calls == [] and world.ledger().history() == before
+
+
+def test_break_glass_moves_only_the_services_whose_task_definition_changed(world, clients, deployed_stack):
+    revisions = deployed_stack.task_definitions
+    ledger = world.ledger()
+    good = ledger.begin("a" * 40, world.deployed.images, "h", "deploy")
+    ledger.finish(good.id, "succeeded", verified=True,
+                  task_definitions={"products": revisions["products"][0], "orders": revisions["orders"][-1]})
+    current = ledger.begin("b" * 40, world.deployed.images, "h", "deploy")
+    ledger.finish(current.id, "succeeded", verified=True,
+                  task_definitions={"products": revisions["products"][-1], "orders": revisions["orders"][-1]})
+
+    release = rollback.run(STACK, break_glass=True, deps=world.deps)
+
+    names = {s: deployed_stack.service_name(s) for s in ("orders", "products")}
+    running = {s["serviceName"]: s["taskDefinition"] for s in clients.ecs.describe_services(
+        cluster=deployed_stack.cluster, services=list(names.values()))["services"]}
+    assert running == {names["products"]: revisions["products"][0], names["orders"]: revisions["orders"][-1]}
+    recorded = world.ledger().get(release.id)
+    moved = [n for n in recorded.notes if " moved from " in n]
+    assert moved == [f"break-glass: ECS service {names['products']} moved from refarch-test-products:2 "
+                     f"to refarch-test-products:1"]
+    assert recorded.notes[-1].startswith("now running: ")  # the images after it
+    assert f"ECS services {names['products']} of cluster refarch-test were pointed at the task definitions of " \
+           f"{good.id}" in recorded.notes[0]
+
+
+def test_a_release_whose_commit_is_not_here_is_refused_and_nothing_changes(world):
+    ledger = world.ledger()
+    elsewhere = ledger.begin("e" * 40, world.deployed.images, "h", "deploy")  # made from another commit
+    ledger.finish(elsewhere.id, "succeeded", verified=True)
+    two_good_releases(world)
+    before = world.ledger().history()
+    with pytest.raises(OpsError, match=f"release {elsewhere.id} was made from commit eeeeeeeeeeee, which this "
+                                       f"clone does not have"):
+        rollback.run(STACK, to=elsewhere.id, deps=world.deps)
     assert world.stack.calls == [] and world.ledger().history() == before

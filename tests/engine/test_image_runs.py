@@ -3,7 +3,6 @@ against a real PostgreSQL, and its own HEALTHCHECK going healthy next to Postgre
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from typing import Any
 
@@ -77,4 +76,3 @@ def test_healthcheck_goes_healthy_against_postgres_and_redis(engine: Any, built:
             assert response.status == 200
     finally:
         app.remove(force=True)
-        time.sleep(0)
