@@ -14,7 +14,7 @@ from ops.synth import synth_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 RESOURCE_KEYS = {"urn", "type", "name", "id", "arn", "parent", "inputs", "options"}
-OPTION_KEYS = {"protect", "retainOnDelete", "dependsOn", "ignoreChanges"}
+OPTION_KEYS = {"protect", "retainOnDelete", "dependsOn", "dependencies", "ignoreChanges"}
 
 
 def test_json_has_exactly_the_documented_shape(dev):
