@@ -88,7 +88,7 @@ def test_every_action_is_pinned_by_commit_with_its_version() -> None:
 
 def test_every_invoke_command_exists_with_its_flags(collection: Any) -> None:
     seen = invocations()
-    assert {task for _, task, _ in seen} >= {"lint", "typecheck", "test", "synth", "policy", "report", "build",
+    assert {task for _, task, _ in seen} >= {"lint", "typecheck", "test", "synth", "review", "report", "build",
                                               "deploy", "verify", "rollback", "promote", "drift"}
     problems = []
     for where, task, flags in seen:
