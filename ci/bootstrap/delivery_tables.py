@@ -26,5 +26,6 @@ def lock_table(project: str) -> TableSpec:
 
 
 def ledger_table(project: str) -> TableSpec:
-    # Release ids sort by time (`YYYYMMDDTHHMMSSZ-<sha7>`): the newest release is the greatest key.
+    # Release ids sort by time (`YYYYMMDDTHHMMSS.mmmZ-<sha7>`, ops/delivery/ledger.py): the newest
+    # release is the greatest key.
     return TableSpec(name=f"{project}-releases", partition_key="stack", sort_key="release_id")
