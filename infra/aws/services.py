@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,49 +19,26 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import deployment
+from infra.aws.containers import ADOT_CONTAINER, TMP_VOLUME, ContainerDefinitions
 from infra.aws.monitoring import deployment_alarm_names
+from infra.aws.service_policies import (
+    data_access_policy,
+    ecr_repository_arn,
+    execution_policy,
+    lifecycle_policy,
+    secret_arn,
+    tracing_policy,
+    trust_policy,
+)
 from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig, naming
 from infra.config.services import ROUTES_PER_SERVICE
 from infra.tags import with_name
 
-# Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
-APP_USER = "10001"
-# Seconds between SIGTERM and SIGKILL. The ALB has already drained the task by then (ECS stops
-# it only after deregistration), so this only has to cover closing connections and flushing.
-STOP_TIMEOUT = 30
-TMP_VOLUME = "tmp"
 HTTPS = 443
 ANYWHERE = "0.0.0.0/0"
 
-# Pinned: a collector upgrade is a reviewed change, never a surprise on the next task start.
-ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.3"
-ADOT_CONFIG = "--config=/etc/ecs/ecs-default-config.yaml"
-ADOT_CONTAINER = "otel-collector"
-ADOT_MEMORY_RESERVATION = 64  # MiB, soft: the collector idles at ~40 MiB
-OTLP_ENDPOINT = "http://localhost:4317"  # tasks share a network namespace in awsvpc mode
-
-# Container health check limits (ECS rejects larger values than the ALB accepts).
-CONTAINER_CHECK_TIMEOUT_MAX = 60
-CONTAINER_CHECK_START_PERIOD_MAX = 300
-
-UNTAGGED_EXPIRY_DAYS = 7
-KEEP_IMAGES = 30
-
 # Listener rule priority = base + 10 * service index + route index: stable, unique, readable.
 RULE_PRIORITY_BASE = 100
-
-XRAY_ACTIONS = [
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "xray:GetSamplingStatisticSummaries",
-]
-ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
-PRIVATE_ECR_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<repo>[^:@]+)"
-)
-
 
 class _Gateway(Protocol):
     security_group_id: pulumi.Output[str]
@@ -169,98 +145,6 @@ def target_group_name(prefix: str, svc: ServiceConfig, alternate: bool = False) 
     return naming.target_group_name(prefix, svc.name, svc.port, alternate)
 
 
-def secret_arn(reference: str) -> str:
-    """The secret's own ARN from an ECS `valueFrom` that may end in `:json-key:stage:version`."""
-    return ":".join(reference.split(":")[:7])
-
-
-def ecr_repository_arn(image: str, partition: str) -> str | None:
-    """The private ECR repository an image reference pulls from, if it is one."""
-    match = PRIVATE_ECR_IMAGE.match(image)
-    if not match:
-        return None
-    return f"arn:{partition}:ecr:{match['region']}:{match['account']}:repository/{match['repo']}"
-
-
-def trust_policy(account: str, partition: str, region: str) -> dict[str, Any]:
-    # The conditions stop another account's ECS from assuming the role (confused deputy).
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account}:*"},
-            },
-        }],
-    }
-
-
-def execution_policy(*, pull_repository_arns: list[str], log_group_arn: str, secret_arns: list[str],
-                     account: str, partition: str, region: str) -> dict[str, Any]:
-    """What ECS needs to start this service's tasks, and nothing another service needs."""
-    statements: list[dict[str, Any]] = []
-    if pull_repository_arns:
-        statements += [
-            # GetAuthorizationToken has no resource-level permissions: "*" is the only form.
-            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-            {"Sid": "PullOwnImage", "Effect": "Allow", "Action": ECR_PULL_ACTIONS,
-             "Resource": sorted(pull_repository_arns)},
-        ]
-    statements.append({"Sid": "WriteOwnLogs", "Effect": "Allow",
-                       "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                       "Resource": f"{log_group_arn}:*"})
-    if secret_arns:
-        secrets = sorted(set(secret_arns))
-        statements += [
-            {"Sid": "ReadOwnSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": secrets},
-            # Secrets under a customer-managed key also need Decrypt; only through Secrets
-            # Manager and only for these secrets (Secrets Manager puts the secret's ARN in the
-            # encryption context), so the role cannot decrypt anything else with any key.
-            {"Sid": "DecryptOwnSecrets", "Effect": "Allow", "Action": "kms:Decrypt",
-             "Resource": f"arn:{partition}:kms:{region}:{account}:key/*",
-             "Condition": {
-                 "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"},
-                 "ForAnyValue:StringEquals": {"kms:EncryptionContext:SecretARN": secrets},
-             }},
-        ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def data_access_policy(*, db_user_arn: str | None, cache_arns: list[str]) -> dict[str, Any]:
-    """C2: log in to the database as the application's role and to the cache as its user, by IAM."""
-    statements: list[dict[str, Any]] = []
-    if db_user_arn:
-        statements.append({"Sid": "DatabaseLogin", "Effect": "Allow", "Action": "rds-db:connect",
-                           "Resource": db_user_arn})
-    if cache_arns:
-        statements.append({"Sid": "CacheLogin", "Effect": "Allow", "Action": "elasticache:Connect",
-                           "Resource": sorted(cache_arns)})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def tracing_policy() -> dict[str, Any]:
-    # X-Ray has no resource-level permissions for these actions.
-    return {"Version": "2012-10-17",
-            "Statement": [{"Sid": "XRayWrite", "Effect": "Allow", "Action": XRAY_ACTIONS, "Resource": "*"}]}
-
-
-def lifecycle_policy() -> dict[str, Any]:
-    return {"rules": [
-        {"rulePriority": 1, "description": f"expire untagged images after {UNTAGGED_EXPIRY_DAYS} days",
-         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
-                       "countNumber": UNTAGGED_EXPIRY_DAYS},
-         "action": {"type": "expire"}},
-        # An `any` rule must have the highest priority number; it keeps rollback targets around.
-        {"rulePriority": 2, "description": f"keep the last {KEEP_IMAGES} images",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
-         "action": {"type": "expire"}},
-    ]}
-
-
 # --- the component -----------------------------------------------------------------------------
 
 class Services(pulumi.ComponentResource):
@@ -271,6 +155,7 @@ class Services(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServicesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:services:Services", name, None, opts)
         self._name, self._args = name, args
+        self._containers = ContainerDefinitions(args)
         prefix = args.name_prefix
         child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
@@ -343,19 +228,20 @@ class Services(pulumi.ComponentResource):
         roles = self._roles(base, full, svc, repository, log_group, image)
         execution_role, task_role, role_policies = roles.execution, roles.task, roles.policies
 
-        env, secrets = self._environment(svc), self._secrets(svc)
-        app = self._app_container(svc, image, log_group, env, secrets)
+        env, secrets = self._containers.environment(svc), self._containers.secrets(svc)
+        app = self._containers.app_container(svc, image, log_group, env, secrets)
         containers: list[dict[str, Any]] = [app]
         if args.tracing:
             app["dependsOn"] = [{"containerName": ADOT_CONTAINER, "condition": "START"}]
-            containers.append(self._collector(log_group))
+            containers.append(self._containers.collector(log_group))
         task_definition = self._task_definition(f"{base}-task", full, svc, containers, execution_role, task_role)
 
         migration = None
         if svc.migrate_command:
             migration = self._task_definition(
                 f"{base}-migrate", f"{full}-migrate", svc,
-                [self._migration_container(svc, image, log_group, *self._migration_access(svc, env, secrets))],
+                [self._containers.migration_container(
+                    svc, image, log_group, *self._containers.migration_access(svc, env, secrets))],
                 roles.migration_execution or execution_role, task_role,
             )
 
@@ -547,116 +433,6 @@ class Services(pulumi.ComponentResource):
         cache_arns = [cache.replication_group_arn, cache.user_arn] if svc.uses_cache else []
         return pulumi.Output.all(db_user, *cache_arns).apply(
             lambda v: json.dumps(data_access_policy(db_user_arn=v[0], cache_arns=list(v[1:]))))
-
-    def _environment(self, svc: ServiceConfig) -> dict[str, pulumi.Input[str]]:
-        args = self._args
-        env: dict[str, pulumi.Input[str]] = {**svc.environment, "PORT": str(svc.port)}
-        if svc.uses_database:
-            db = args.database
-            # C2: the application's own role with IAM tokens; never the master user, no password.
-            env |= {"DATABASE_HOST": db.endpoint, "DATABASE_PORT": db.port.apply(str),
-                    "DATABASE_NAME": db.db_name, "DATABASE_USER": db.app_username, "DATABASE_AUTH": "iam",
-                    "DATABASE_SSLMODE": "require"}
-        if svc.uses_cache:
-            cache = args.cache
-            env |= {"CACHE_HOST": cache.endpoint, "CACHE_PORT": cache.port.apply(str), "CACHE_TLS": "true",
-                    "CACHE_AUTH": "iam", "CACHE_USER": cache.user_name, "CACHE_NAME": cache.replication_group_id}
-        if args.tracing:
-            env |= {
-                "OTEL_SERVICE_NAME": svc.name,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT,
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-                "OTEL_PROPAGATORS": "tracecontext,baggage,xray",
-                "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={args.tags.get('environment', '')}",
-                # Traces only: the task role may write to X-Ray and nowhere else, so metrics and
-                # logs sent to the collector would only be dropped with permission errors.
-                "OTEL_METRICS_EXPORTER": "none",
-                "OTEL_LOGS_EXPORTER": "none",
-            }
-        return env
-
-    def _secrets(self, svc: ServiceConfig) -> dict[str, pulumi.Input[str]]:
-        return dict(svc.secrets)
-
-    def _migration_access(self, svc: ServiceConfig, env: dict[str, pulumi.Input[str]],
-                          secrets: dict[str, pulumi.Input[str]],
-                          ) -> tuple[dict[str, pulumi.Input[str]], dict[str, pulumi.Input[str]]]:
-        """C2: migrations log in as the master user and create the application's role."""
-        if not svc.uses_database:
-            return env, secrets
-        db = self._args.database
-        return (
-            {**env, "DATABASE_AUTH": "password", "DATABASE_USER": db.username, "DATABASE_APP_USER": db.app_username},
-            # The RDS-managed secret is JSON; ECS extracts one key with `<arn>:<key>::`.
-            {**secrets, "DATABASE_PASSWORD": pulumi.Output.concat(db.master_secret_arn, ":password::")},
-        )
-
-    def _log_config(self, log_group: aws.cloudwatch.LogGroup, stream_prefix: str) -> dict[str, Any]:
-        return {"logDriver": "awslogs", "options": {
-            "awslogs-group": log_group.name, "awslogs-region": self._args.region,
-            "awslogs-stream-prefix": stream_prefix}}
-
-    def _hardened(self, svc: ServiceConfig, name: str, image: pulumi.Input[str],
-                  log_group: aws.cloudwatch.LogGroup, stream_prefix: str,
-                  env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
-        """What every container running the service's image shares: identity, FS, env, secrets."""
-        container: dict[str, Any] = {
-            "name": name,
-            "image": image,
-            "essential": True,
-            "user": APP_USER,
-            "privileged": False,
-            "readonlyRootFilesystem": svc.read_only_root_filesystem,
-            "environment": [{"name": k, "value": env[k]} for k in sorted(env)],
-            # Injected by ECS at start from Secrets Manager: never in the task definition itself.
-            "secrets": [{"name": k, "valueFrom": secrets[k]} for k in sorted(secrets)],
-            "logConfiguration": self._log_config(log_group, stream_prefix),
-            "stopTimeout": STOP_TIMEOUT,
-        }
-        if svc.read_only_root_filesystem:
-            container["mountPoints"] = [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}]
-        return container
-
-    def _app_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
-                       env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
-        container = self._hardened(svc, svc.name, image, log_group, "app", env, secrets)
-        container["portMappings"] = [{"containerPort": svc.port, "protocol": "tcp"}]
-        check = svc.health_check
-        if check.command:
-            container["healthCheck"] = {
-                "command": check.command,
-                "interval": check.interval,
-                "timeout": min(check.timeout, CONTAINER_CHECK_TIMEOUT_MAX),
-                "retries": check.unhealthy_threshold,
-                "startPeriod": min(check.grace_period, CONTAINER_CHECK_START_PERIOD_MAX),
-            }
-        return container
-
-    def _migration_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
-                             env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
-        # No collector runs beside a one-off task: switch the SDK off rather than let it retry
-        # an endpoint that is not there.
-        plain = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
-        if self._args.tracing:
-            plain["OTEL_SDK_DISABLED"] = "true"
-        container = self._hardened(svc, svc.name, image, log_group, "migrate", plain, secrets)
-        container["command"] = list(svc.migrate_command or [])
-        return container
-
-    def _collector(self, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
-        container: dict[str, Any] = {
-            "name": ADOT_CONTAINER,
-            "image": ADOT_IMAGE,
-            "command": [ADOT_CONFIG],
-            # Losing traces must never take the service down with it.
-            "essential": False,
-            "memoryReservation": ADOT_MEMORY_RESERVATION,
-            "user": APP_USER,
-            "privileged": False,
-            "readonlyRootFilesystem": True,
-            "logConfiguration": self._log_config(log_group, "otel"),
-        }
-        return container
 
     def _task_definition(self, resource_name: str, family: str, svc: ServiceConfig,
                          containers: list[dict[str, Any]], execution_role: aws.iam.Role,

@@ -15,13 +15,12 @@ from typing import Any
 import pulumi
 import pytest
 
+from infra.aws.containers import ADOT_CONTAINER
+from infra.aws.service_policies import XRAY_ACTIONS, ecr_repository_arn
 from infra.aws.services import (
-    ADOT_CONTAINER,
-    XRAY_ACTIONS,
     Services,
     ServicesArgs,
     capacity_strategy,
-    ecr_repository_arn,
     rule_priorities,
     target_group_name,
 )
