@@ -1,0 +1,67 @@
+"""`refarch:edge`: the CloudFront distribution in front of the (internal) gateway and the web client."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from infra.config.base import Strict
+
+if TYPE_CHECKING:
+    from infra.config.stack import StackConfig
+
+# CloudFront only takes viewer certificates from ACM in us-east-1.
+EDGE_REGION = "us-east-1"
+_CERT = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/")
+
+
+class EdgeConfig(Strict):
+    # The viewer-facing name; defaults to gateway.domain (the name then points at CloudFront, and the
+    # ALB keeps it only as its origin name). Without one, viewers use the *.cloudfront.net name.
+    domain: str | None = None
+    certificate_arn: str | None = None  # ACM in us-east-1; else one is issued for `domain`
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000  # requests / 5 min / IP
+    logging: bool = True  # standard logging (v2) to a KMS-encrypted log group
+    web_client: bool = True  # the static client in clients/web at `/`
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _cert(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        match = _CERT.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not an ACM certificate ARN")
+        if match.group(1) != EDGE_REGION:
+            raise ValueError(f"{value!r} is in {match.group(1)}: CloudFront takes certificates from {EDGE_REGION} only")
+        return value
+
+
+def viewer_domain(config: StackConfig) -> str | None:
+    return config.edge.domain or config.gateway.domain
+
+
+def edge_problems(config: StackConfig) -> list[str]:
+    """Rules spanning edge and gateway: a viewer domain needs a certificate or a zone to issue one."""
+    problems: list[str] = []
+    edge, gateway = config.edge, config.gateway
+    domain = viewer_domain(config)
+    if domain and not edge.certificate_arn and not gateway.hosted_zone_id:
+        problems.append(f"edge.domain: {domain!r} needs edge.certificate_arn (us-east-1) or gateway.hosted_zone_id "
+                        f"to issue one")
+    for i, svc in enumerate(config.services):
+        for j, route in enumerate(svc.routes):
+            where = f"services[{i}].routes[{j}]"
+            if route.cache_seconds and route.auth == "jwt":
+                problems.append(f"{where}: auth: jwt with cache_seconds {route.cache_seconds}: the edge would serve "
+                                f"one caller's authenticated response to others; cache only public routes")
+            if route.cache_seconds and route.host:
+                problems.append(f"{where}: cache_seconds on a host route ({route.host}): CloudFront behaviours match "
+                                f"paths only")
+            if route.auth == "jwt" and not gateway.tls and not route.auth_enforced_by:
+                problems.append(f"{where}: auth: jwt needs the ALB's HTTPS listener (gateway.certificate_arn or "
+                                f"gateway.domain); without one set auth_enforced_by to say what verifies the token")
+    return problems
