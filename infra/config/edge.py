@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, field_validator
 
 from infra.config.base import Strict
+from infra.config.gateway import _DOMAIN
 
 if TYPE_CHECKING:
     from infra.config.stack import StackConfig
@@ -26,6 +27,13 @@ class EdgeConfig(Strict):
     waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000  # requests / 5 min / IP
     logging: bool = True  # standard logging (v2) to a KMS-encrypted log group
     web_client: bool = True  # the static client in clients/web at `/`
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a domain name (lowercase labels of letters, digits and '-')")
+        return value
 
     @field_validator("certificate_arn")
     @classmethod
