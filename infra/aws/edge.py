@@ -153,6 +153,15 @@ class Edge(pulumi.ComponentResource):
             tags=self._tags(f"{prefix}-edge"),
             opts=child,
         )
+        if cfg.edge.pricing_plan != "pay-as-you-go":
+            # One distribution and its web ACL per plan; free plans start at once (no approval step).
+            aws.pricingplanmanager.Subscription(
+                f"{name}-pricing-plan",
+                plan_family="CloudFront",
+                plan_tier=cfg.edge.pricing_plan.upper(),
+                resource_arns=[distribution.arn, acl.arn],
+                opts=child,
+            )
         if client is not None:
             client.allow_distribution(distribution.arn)
         if cfg.edge.logging:

@@ -27,6 +27,10 @@ class EdgeConfig(Strict):
     waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000  # requests / 5 min / IP
     logging: bool = True  # standard logging (v2) to a KMS-encrypted log group
     web_client: bool = True  # the static client in clients/web at `/`
+    # CloudFront's flat-rate plans (since 2025-11-18) bundle the distribution, its web ACL and their
+    # log ingestion for one monthly price, no overage (traffic past the allowance is throttled):
+    # free = $0 for 1 M requests and 100 GB a month. Pay-as-you-go bills each part by use.
+    pricing_plan: Literal["pay-as-you-go", "free", "pro", "business", "premium"] = "pay-as-you-go"
 
     @field_validator("domain")
     @classmethod
