@@ -73,7 +73,10 @@ def edge_problems(config: StackConfig) -> list[str]:
             if route.cache_seconds and route.host:
                 problems.append(f"{where}: cache_seconds on a host route ({route.host}): CloudFront behaviours match "
                                 f"paths only")
-            if route.auth == "jwt" and not gateway.tls and not route.auth_enforced_by:
-                problems.append(f"{where}: auth: jwt needs the ALB's HTTPS listener (gateway.certificate_arn or "
-                                f"gateway.domain); without one set auth_enforced_by to say what verifies the token")
+            if route.auth == "jwt" and not route.auth_enforced_by:
+                # Refused rather than accepted and silently unenforced (docs/edge.md, "Authentication").
+                reason = ("the ALB has no HTTPS listener for its jwt-validation action (gateway.certificate_arn or "
+                          "gateway.domain)" if not gateway.tls else
+                          "this program does not put the ALB's jwt-validation action on listener rules yet")
+                problems.append(f"{where}: auth: jwt: {reason}; set auth_enforced_by to what verifies the token")
     return problems
