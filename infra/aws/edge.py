@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from infra.aws.gateway import Gateway, _visibility, waf_logging, waf_rules
 from infra.aws.web_client import WebClient
 from infra.config import StackConfig
+from infra.config.deployment import TEST_HEADER
 from infra.config.edge import EDGE_REGION, viewer_domain
 from infra.tags import with_name
 
@@ -193,31 +194,35 @@ class Edge(pulumi.ComponentResource):
         cfg, prefix = self._args.config, self._args.name_prefix
         policies: dict[tuple[int, bool], aws.cloudfront.CachePolicy] = {}
         behaviours, seen = [], set()
-        for svc in cfg.services:
-            for route in svc.routes:
-                if route.path in seen:  # host-only variants share the path: CloudFront matches paths only
-                    continue
-                seen.add(route.path)
-                cache_policy: pulumi.Input[str] = CACHING_DISABLED
-                if route.cache_seconds:
-                    key = (route.cache_seconds, route.cache_query_string)
-                    if key not in policies:
-                        policies[key] = self._cache_policy(prefix, *key)
-                    cache_policy = policies[key].id
-                # Every method reaches the origin (writes share the read paths); only GET/HEAD are cached.
-                behaviours.append(aws.cloudfront.DistributionOrderedCacheBehaviorArgs(
-                    path_pattern=route.path,
-                    target_origin_id=API_ORIGIN,
-                    allowed_methods=ALL_METHODS,
-                    cached_methods=CACHED_METHODS,
-                    viewer_protocol_policy="redirect-to-https",
-                    compress=True,
-                    cache_policy_id=cache_policy,
-                    # The service sees the caller's headers (Authorization on writes included), never a Host
-                    # the ALB would not know.
-                    origin_request_policy_id=ALL_VIEWER_EXCEPT_HOST,
-                    response_headers_policy_id=headers_policy,
-                ))
+        # Each service's health path too, uncached: the smoke hook reaches a new revision's test rule
+        # through the edge (without the test header the ALB answers 404 there).
+        paths = [(route.path, route.cache_seconds, route.cache_query_string) for svc in cfg.services
+                 for route in svc.routes]
+        paths += [(svc.health_check.path, 0, False) for svc in cfg.services]
+        for path, seconds, query in paths:
+            if path in seen:  # host-only variants share the path: CloudFront matches paths only
+                continue
+            seen.add(path)
+            cache_policy: pulumi.Input[str] = CACHING_DISABLED
+            if seconds:
+                key = (seconds, query)
+                if key not in policies:
+                    policies[key] = self._cache_policy(prefix, *key)
+                cache_policy = policies[key].id
+            # Every method reaches the origin (writes share the read paths); only GET/HEAD are cached.
+            behaviours.append(aws.cloudfront.DistributionOrderedCacheBehaviorArgs(
+                path_pattern=path,
+                target_origin_id=API_ORIGIN,
+                allowed_methods=ALL_METHODS,
+                cached_methods=CACHED_METHODS,
+                viewer_protocol_policy="redirect-to-https",
+                compress=True,
+                cache_policy_id=cache_policy,
+                # The service sees the caller's headers (Authorization on writes included), never a Host
+                # the ALB would not know.
+                origin_request_policy_id=ALL_VIEWER_EXCEPT_HOST,
+                response_headers_policy_id=headers_policy,
+            ))
         return behaviours
 
     def _cache_policy(self, prefix: str, seconds: int, query: bool) -> aws.cloudfront.CachePolicy:
@@ -232,8 +237,12 @@ class Edge(pulumi.ComponentResource):
             parameters_in_cache_key_and_forwarded_to_origin=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginArgs(
                 cookies_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginCookiesConfigArgs(
                     cookie_behavior="none"),
+                # The deployment's test header is in the key: smoke traffic for a new revision never gets
+                # production's cached answer (viewers never send it).
                 headers_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigArgs(
-                    header_behavior="none"),
+                    header_behavior="whitelist",
+                    headers=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigHeadersArgs(
+                        items=[TEST_HEADER])),
                 query_strings_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigArgs(
                     query_string_behavior="all" if query else "none"),
                 enable_accept_encoding_gzip=True, enable_accept_encoding_brotli=True,

@@ -160,8 +160,8 @@ class Gateway(pulumi.ComponentResource):
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
         self.zone_id = self.alb.zone_id
-        # The ALB's own (VPC-internal) address: what the smoke hook inside the VPC calls. Viewers and the
-        # pipeline's smoke check use the edge's URL.
+        # The ALB's own (VPC-internal) address; the program points `url` at the edge once it exists
+        # (infra/aws/program.py), since nothing outside the VPC reaches this one.
         self.url = pulumi.Output.concat("https://" if cfg.tls else "http://", self.alb.dns_name)
 
         self.register_outputs({

@@ -55,6 +55,22 @@ def build(config: cfg.StackConfig) -> None:
         tags=tags,
     ))
 
+    web_client = WebClient("web-client", WebClientArgs(
+        name_prefix=prefix, force_destroy=not prod, tags=tags,
+    )) if config.edge.web_client else None
+    edge = Edge("edge", EdgeArgs(
+        config=config,
+        name_prefix=prefix,
+        gateway=gateway,
+        web_client=web_client,
+        kms_key_arn=encryption.key_arn,
+        audit_log_retention_days=audit_days,
+        tags=tags,
+    ))
+    # Clients, the pipeline's smoke check and the deployment smoke hook (a Lambda outside the VPC)
+    # all reach the now-internal gateway through the edge.
+    gateway.url = edge.url
+
     database = Database("database", DatabaseArgs(
         config=config.database,
         name_prefix=prefix,
@@ -116,19 +132,6 @@ def build(config: cfg.StackConfig) -> None:
         cluster_name=services.cluster_name,
         database=database,
         cache=cache,
-        tags=tags,
-    ))
-
-    web_client = WebClient("web-client", WebClientArgs(
-        name_prefix=prefix, force_destroy=not prod, tags=tags,
-    )) if config.edge.web_client else None
-    edge = Edge("edge", EdgeArgs(
-        config=config,
-        name_prefix=prefix,
-        gateway=gateway,
-        web_client=web_client,
-        kms_key_arn=encryption.key_arn,
-        audit_log_retention_days=audit_days,
         tags=tags,
     ))
 

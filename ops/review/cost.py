@@ -228,6 +228,8 @@ class _Ctx:
         self.log_groups = sum(1 for _ in index.of_type("aws:cloudwatch/logGroup:LogGroup"))
         self.databases = sum(1 for _ in index.of_type("aws:rds/instance:Instance"))
         self.eip_instances = {r["inputs"].get("instance") for r in index.of_type("aws:ec2/eip:Eip")}
+        # The stack has its account's always-free tiers to itself (CloudWatch's, CloudFront's).
+        self.free_tiers = False
 
 
 def _ipv4(ctx: _Ctx, count: float, what: str) -> Charge:
@@ -358,7 +360,7 @@ def _distribution(r: dict, ctx: _Ctx) -> list[Charge]:
     if tier:
         raise _Free(f"covered by its CloudFront flat-rate {tier} plan (priced on the subscription)")
     cf, requests, gb = ctx.p["cloudfront"], ctx.usage.requests_per_month, _edge_gb(ctx)
-    if getattr(ctx.usage, "cloudwatch_free_tier", False):
+    if ctx.free_tiers:
         # The same statement as for CloudWatch: this stack has the account's always-free tiers to itself.
         requests = max(requests - cf["free_tier"]["requests"], 0)
         gb = max(gb - cf["free_tier"]["transfer_out_gb"], 0)
@@ -589,11 +591,12 @@ def estimate(document: SynthJson, usage: Usage, region: str, *, cloudwatch_free_
     table = prices(region)
     index = Index(document)
     ctx = _Ctx(index, table, usage)
+    if cloudwatch_free_tier is None:
+        cloudwatch_free_tier = bool(getattr(usage, "cloudwatch_free_tier", False))
+    ctx.free_tiers = cloudwatch_free_tier
     layer_of = layers(document)
     costed = [_price(r, ctx, layer_of.get(r["urn"], "stack"), region) for r in document["resources"]
               if not is_component(r)]
-    if cloudwatch_free_tier is None:
-        cloudwatch_free_tier = bool(getattr(usage, "cloudwatch_free_tier", False))
     if cloudwatch_free_tier:
         costed.append(_free_tier_credit(costed, ctx))
     return Estimate(stack=document.get("stack", ""), region=region, resources=costed,

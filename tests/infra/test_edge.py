@@ -7,6 +7,7 @@ import re
 import pytest
 
 from infra.aws.edge import ALL_VIEWER_EXCEPT_HOST, CACHING_DISABLED, MIN_VIEWER_TLS
+from infra.config.deployment import TEST_HEADER
 from ops.synth import synth_stack
 
 STACKS = ("dev", "staging", "prod")
@@ -109,7 +110,9 @@ def test_cacheable_route_gets_a_ttl_capped_policy_keyed_on_the_query_string(stac
     name, s = stack
     routes = [r for svc in config_of(name).services for r in svc.routes]
     by_path = {b["pathPattern"]: b for b in distribution(s)["orderedCacheBehaviors"]}
-    assert list(by_path) == list(dict.fromkeys(r.path for r in routes))
+    health = [svc.health_check.path for svc in config_of(name).services]
+    assert list(by_path) == list(dict.fromkeys([*(r.path for r in routes), *health]))
+    assert all(by_path[p]["cachePolicyId"] == CACHING_DISABLED for p in health), "health paths never cached"
     policies = {p["id"]: p["inputs"] for p in s.of_type("aws:cloudfront/cachePolicy:CachePolicy")}
     for route in routes:
         b = by_path[route.path]
@@ -118,8 +121,11 @@ def test_cacheable_route_gets_a_ttl_capped_policy_keyed_on_the_query_string(stac
         if route.cache_seconds:
             p = policies[b["cachePolicyId"]]
             assert p["maxTtl"] == p["defaultTtl"] == route.cache_seconds and p["minTtl"] == 0
-            qs = p["parametersInCacheKeyAndForwardedToOrigin"]["queryStringsConfig"]["queryStringBehavior"]
-            assert qs == ("all" if route.cache_query_string else "none")
+            key = p["parametersInCacheKeyAndForwardedToOrigin"]
+            assert key["queryStringsConfig"]["queryStringBehavior"] == ("all" if route.cache_query_string else "none")
+            # Smoke traffic for a new revision carries the test header: never production's cached answer.
+            assert key["headersConfig"] == {"headerBehavior": "whitelist", "headers": {"items": [TEST_HEADER]}}
+            assert key["cookiesConfig"] == {"cookieBehavior": "none"}
         else:
             assert b["cachePolicyId"] == CACHING_DISABLED
     assert any(r.cache_seconds for r in routes), "the shipped stacks cache the public product reads"
@@ -131,8 +137,10 @@ def test_uncacheable_routes_pass_through_uncached(config_of):
     cfg = config_of("dev", services=[{**config_of("dev").services[0].model_dump(mode="json", exclude_defaults=True),
                                       "routes": [{"path": "/products*"}]}])
     s = run(cfg, "dev")
-    (b,) = distribution(s)["orderedCacheBehaviors"]
-    assert b["cachePolicyId"] == CACHING_DISABLED and not s.of_type("aws:cloudfront/cachePolicy:CachePolicy")
+    behaviours = distribution(s)["orderedCacheBehaviors"]
+    assert [b["pathPattern"] for b in behaviours] == ["/products*", cfg.services[0].health_check.path]
+    assert {b["cachePolicyId"] for b in behaviours} == {CACHING_DISABLED}
+    assert not s.of_type("aws:cloudfront/cachePolicy:CachePolicy")
 
 
 def test_every_behaviour_sends_hsts_and_security_headers(stack):
