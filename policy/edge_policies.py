@@ -95,8 +95,9 @@ def _unauthenticated_writes(stack: Stack) -> Iterator[Finding]:
             return
         paths = [p for c in items(props.get("conditions")) for p in items(get(c, "pathPattern", "values"))]
         yield Finding(f"Listener rule '{rule.name}' ({', '.join(paths) or 'any path'}) forwards write methods "
-                      f"without a token check at the gateway. Set auth: jwt on the route, or restrict it to "
-                      f"GET/HEAD if it is public.", rule.urn, environment_of(props))
+                      f"without a token check at the gateway. Put a jwt-validation action before the forward "
+                      f"(docs/edge.md, Authentication), or restrict the rule to GET/HEAD if it is public.",
+                      rule.urn, environment_of(props))
 
     yield from guarded(check, stack.known(*LISTENER_RULES))
 
