@@ -279,6 +279,11 @@ class Edge(pulumi.ComponentResource):
             return cfg.edge.certificate_arn
         if not domain:
             return None
+        gateway = self._args.gateway
+        if cfg.region == EDGE_REGION and domain == cfg.gateway.domain and gateway.certificate_arn is not None:
+            # The ALB's certificate for the same name, already in us-east-1: a second one would share its
+            # validation CNAME, and deleting either would break the other's renewal.
+            return gateway.certificate_arn
         zone = cfg.gateway.hosted_zone_id
         assert zone is not None  # the schema (infra/config/edge.py) guarantees a zone without a certificate
         child = pulumi.ResourceOptions(parent=self)

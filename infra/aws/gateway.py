@@ -7,6 +7,7 @@ security group; this layer owns only what every service shares.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,7 @@ class Gateway(pulumi.ComponentResource):
     zone_id: pulumi.Output[str]
     url: pulumi.Output[str]
     web_acl_arn: pulumi.Output[str] | None
+    certificate_arn: pulumi.Input[str] | None
     origin_port: int
     origin_protocol: str
 
@@ -124,6 +126,8 @@ class Gateway(pulumi.ComponentResource):
         )
 
         certificate_arn = self._certificate()
+        # The edge reuses it when both live in us-east-1 for the same name (one validation record).
+        self.certificate_arn = certificate_arn
         if certificate_arn is not None:
             https = aws.lb.Listener(
                 f"{name}-https",
@@ -300,7 +304,8 @@ class Gateway(pulumi.ComponentResource):
         acl = aws.wafv2.WebAcl(
             f"{name}-waf",
             name=f"{prefix}-web-acl",
-            description=f"{prefix}: kept beside the edge's: {cfg.waf_reason}"[:256],
+            # WAF descriptions allow letters, digits, whitespace and +=:#@/-,. only.
+            description=re.sub(r"[^\w+=:#@/\-,. ]", " ", f"{prefix}: kept beside the edge ACL: {cfg.waf_reason}")[:256].strip(),
             scope="REGIONAL",
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
             rules=waf_rules(prefix, cfg.waf_rate_limit),

@@ -38,8 +38,11 @@ def test_viewer_certificate_is_acm_with_tls12_where_the_stack_has_a_domain(stack
     domain = config_of(name).edge.domain or config_of(name).gateway.domain
     if domain:
         assert cert["minimumProtocolVersion"] == MIN_VIEWER_TLS and cert["sslSupportMethod"] == "sni-only"
-        issued = s.one("aws:acm/certificate:Certificate", "edge-cert")["inputs"]
-        assert issued["region"] == "us-east-1" and issued["domainName"] == domain
+        # us-east-1 stack, same name as the ALB's: the one validated certificate serves both.
+        (issued,) = s.of_type("aws:acm/certificate:Certificate")
+        assert issued["inputs"]["domainName"] == domain and issued["arn"].startswith("arn:aws:acm:us-east-1:")
+        (validated,) = s.of_type("aws:acm/certificateValidation:CertificateValidation")
+        assert cert["acmCertificateArn"] == validated["inputs"]["certificateArn"] == issued["arn"]
         assert distribution(s)["aliases"] == [domain]
         alias = s.one("aws:route53/record:Record", "edge-alias-a")["inputs"]
         assert alias["name"] == domain and alias["aliases"][0]["zoneId"] == "Z2FDTNDATAQYW2"
@@ -234,3 +237,29 @@ def test_a_cached_route_cannot_require_a_token(config_of):
     routes = [{"path": "/products*", "auth": "jwt", "auth_enforced_by": "service", "cache_seconds": 30}]
     with pytest.raises(ConfigError, match="serve one caller's authenticated response to others"):
         config_of("dev", services=[{**svc, "routes": routes}])
+
+
+def test_a_stack_outside_us_east_1_gets_a_viewer_certificate_issued_in_us_east_1(config_of):
+    from ops.synth import run
+
+    cfg = config_of("prod")
+    s = run(cfg.model_copy(update={"region": "eu-west-1"}), "prod")
+    edge_cert = s.one("aws:acm/certificate:Certificate", "edge-cert")
+    assert edge_cert["inputs"]["region"] == "us-east-1" and edge_cert["inputs"]["domainName"] == "api.example.com"
+    validated = s.one("aws:acm/certificateValidation:CertificateValidation", "edge-cert-validated")["inputs"]
+    assert validated["region"] == "us-east-1"
+    viewer = distribution(s)["viewerCertificate"]
+    assert viewer["acmCertificateArn"] == validated["certificateArn"]
+    assert s.one("aws:acm/certificate:Certificate", "gateway-cert")["inputs"].get("region") is None, "the ALB's stays home"
+
+
+def test_a_kept_regional_waf_describes_its_reason_in_characters_waf_accepts(config_of):
+    import re as _re
+
+    from ops.synth import run
+
+    cfg = config_of("dev", gateway={"waf": True, "waf_reason": "partner's PrivateLink (no CloudFront)!",
+                                    "deletion_protection": False})
+    (regional,) = [a for a in run(cfg, "dev").of_type("aws:wafv2/webAcl:WebAcl") if a["inputs"]["scope"] == "REGIONAL"]
+    description = regional["inputs"]["description"]
+    assert _re.fullmatch(r"[\w+=:#@/\-,. ]+", description) and "PrivateLink" in description
