@@ -100,7 +100,11 @@ def _arn(type_token: str, name: str, region: str, inputs: dict) -> str:
         "aws:elasticache/subnetGroup:SubnetGroup": lambda: f"arn:aws:elasticache:{region}:{ACCOUNT}:subnetgroup:{inputs.get('name', name)}",
         "aws:elasticache/parameterGroup:ParameterGroup": lambda: f"arn:aws:elasticache:{region}:{ACCOUNT}:parametergroup:{inputs.get('name', name)}",
         "aws:secretsmanager/secret:Secret": lambda: f"arn:aws:secretsmanager:{region}:{ACCOUNT}:secret:{inputs.get('name', name)}-{_hex(name, 6)}",
-        "aws:wafv2/webAcl:WebAcl": lambda: f"arn:aws:wafv2:{region}:{ACCOUNT}:regional/webacl/{inputs.get('name', name)}/{_uuid(name)}",
+        "aws:wafv2/webAcl:WebAcl": lambda: (f"arn:aws:wafv2:{inputs.get('region') or region}:{ACCOUNT}:"
+                                            f"{'global' if inputs.get('scope') == 'CLOUDFRONT' else 'regional'}"
+                                            f"/webacl/{inputs.get('name', name)}/{_uuid(name)}"),
+        "aws:cloudfront/distribution:Distribution": lambda: f"arn:aws:cloudfront::{ACCOUNT}:distribution/E{_hex(name, 13).upper()}",
+        "aws:cloudfront/vpcOrigin:VpcOrigin": lambda: f"arn:aws:cloudfront::{ACCOUNT}:vpcorigin/vo_{_hex(name, 22)}",
         "aws:ecr/repository:Repository": lambda: f"arn:aws:ecr:{region}:{ACCOUNT}:repository/{inputs.get('name', name)}",
         "aws:acm/certificate:Certificate": lambda: f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{_uuid(name)}",
         "aws:appautoscaling/policy:Policy": lambda: f"arn:aws:autoscaling:{region}:{ACCOUNT}:scalingPolicy:{_uuid(name)}:resource/ecs/{inputs.get('resourceId', name)}:policyName/{inputs.get('name', name)}",
@@ -163,6 +167,8 @@ def _computed(type_token: str, name: str, region: str, inputs: dict, arn: str | 
                 "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com"}
     if type_token == "aws:route53/record:Record":
         return {"fqdn": str(inputs.get("name", name)).rstrip(".")}
+    if type_token == "aws:cloudfront/distribution:Distribution":
+        return {"domainName": f"d{_hex(name, 13)}.cloudfront.net", "hostedZoneId": "Z2FDTNDATAQYW2"}
     if type_token == "aws:wafv2/webAcl:WebAcl":
         return {"capacity": 700}
     if type_token == "random:index/randomPassword:RandomPassword":
@@ -199,6 +205,11 @@ def _call(token: str, args: dict, region: str) -> dict:
     if token == "aws:route53/getZone:getZone":
         return {"zoneId": args.get("zoneId") or "Z0123456789ABCDEFGHIJ", "name": args.get("name") or "example.com",
                 "id": args.get("zoneId") or "Z0123456789ABCDEFGHIJ"}
+    if token == "aws:ec2/getManagedPrefixList:getManagedPrefixList":
+        # us-east-1's id of com.amazonaws.global.cloudfront.origin-facing (ids differ per region).
+        return {"id": "pl-3b927c52", "name": args.get("name"), "addressFamily": "IPv4", "maxEntries": 55,
+                "ownerId": "AWS", "arn": f"arn:aws:ec2:{region}:aws:prefix-list/pl-3b927c52", "entries": [],
+                "version": 1, "tags": {}}
     if token == "aws:iam/getPolicyDocument:getPolicyDocument":
         return {"json": json.dumps({"Version": "2012-10-17", "Statement": args.get("statements", [])}, sort_keys=True)}
     raise NotImplementedError(
@@ -220,6 +231,10 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             rid = f"{prefix}{_hex(name, 17)}"
         elif typ.startswith("aws:ecs/service") or typ.startswith("aws:ecs/cluster") or typ.startswith("aws:ecs/task"):
             rid = arn or name
+        elif typ == "aws:cloudfront/distribution:Distribution":
+            rid = f"E{_hex(name, 13).upper()}"
+        elif typ == "aws:cloudfront/vpcOrigin:VpcOrigin":
+            rid = f"vo_{_hex(name, 22)}"
         elif arn and typ.startswith(("aws:lb/", "aws:sns/", "aws:iam/policy", "aws:secretsmanager/", "aws:wafv2/")):
             rid = arn
         else:

@@ -20,6 +20,7 @@ if _HERE not in sys.path:
 import data_policies  # noqa: E402
 import deployment_policies  # noqa: E402
 import ecs_policies  # noqa: E402
+import edge_policies  # noqa: E402
 import encryption_policies  # noqa: E402
 import gateway_policies  # noqa: E402
 import iam_policies  # noqa: E402
@@ -30,7 +31,7 @@ import tagging_policies  # noqa: E402
 from policy_support import Policy  # noqa: E402
 
 TOPICS = (
-    encryption_policies, logging_policies, network_policies, gateway_policies, ecs_policies, data_policies,
+    encryption_policies, logging_policies, network_policies, gateway_policies, edge_policies, ecs_policies, data_policies,
     iam_policies, protection_policies, tagging_policies, deployment_policies,
 )
 

@@ -53,6 +53,7 @@ class Encryption(pulumi.ComponentResource):
 def log_group_names(prefix: str) -> list[str]:
     """Every log group name the stack's layers create, as IAM patterns: the stack key is for these."""
     return [f"/{prefix}/*", f"/ecs/{prefix}/*", f"/aws/rds/instance/{prefix}-*", f"aws-waf-logs-{prefix}",
+            f"aws-waf-logs-{prefix}-edge", f"/aws/cloudfront/{prefix}",
             f"/aws/lambda/{prefix}-*",
             f"/aws/events/{prefix}/*"]
 

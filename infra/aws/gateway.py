@@ -1,4 +1,4 @@
-"""The gateway layer: the internet-facing ALB, its TLS, WAF and access logs.
+"""The gateway layer: the internal ALB behind the edge's VPC origin, its TLS, access logs and (opt-in) WAF.
 
 Services attach their listener rules to `listener_arn` and add their own egress rule on the ALB's
 security group; this layer owns only what every service shares.
@@ -7,6 +7,7 @@ security group; this layer owns only what every service shares.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,9 @@ import pulumi_aws as aws
 from infra.config import GatewayConfig, naming
 from infra.tags import with_name
 
-ANYWHERE = "0.0.0.0/0"
+# CloudFront's origin-facing addresses (AWS-managed prefix list). It weighs 55 rules against the
+# security group's rule quota (60 by default): the ALB admits it on one port only.
+CLOUDFRONT_ORIGIN_FACING = "com.amazonaws.global.cloudfront.origin-facing"
 # TLS 1.3 with 1.2 as the floor: AWS's recommended policy, no CBC or SHA-1 suites.
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Lower priorities are evaluated first: the cheap rate limit and reputation list before the
@@ -42,7 +45,8 @@ class GatewayArgs:
     config: GatewayConfig
     name_prefix: str
     vpc_id: pulumi.Input[str]
-    public_subnet_ids: Sequence[pulumi.Input[str]]
+    # Private subnets: the ALB is internal, CloudFront reaches it through a VPC origin.
+    subnet_ids: Sequence[pulumi.Input[str]]
     # The WAF log group's key; WAF and access logs are audit logs, kept this many days.
     kms_key_arn: pulumi.Input[str]
     audit_log_retention_days: int
@@ -58,6 +62,9 @@ class Gateway(pulumi.ComponentResource):
     zone_id: pulumi.Output[str]
     url: pulumi.Output[str]
     web_acl_arn: pulumi.Output[str] | None
+    certificate_arn: pulumi.Input[str] | None
+    origin_port: int
+    origin_protocol: str
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:gateway:Gateway", name, None, opts)
@@ -71,24 +78,27 @@ class Gateway(pulumi.ComponentResource):
         sg = aws.ec2.SecurityGroup(
             f"{name}-alb-sg",
             name=f"{prefix}-alb",
-            description="ALB: HTTP(S) from the internet; egress only to services, added by each",
+            description="ALB: only CloudFront's VPC origin; egress only to services, added by each",
             vpc_id=args.vpc_id,
             tags=self._tags(f"{prefix}-alb"),
             opts=child,
         )
-        # Port 80 stays open with TLS too: it only answers with a redirect to HTTPS.
-        for port in (80, 443) if cfg.tls else (80,):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-alb-in-{port}",
-                security_group_id=sg.id,
-                description=f"internet to the ALB on {port}",
-                cidr_ipv4=ANYWHERE,
-                ip_protocol="tcp",
-                from_port=port,
-                to_port=port,
-                tags=self._tags(f"{prefix}-alb-in-{port}"),
-                opts=child,
-            )
+        # HTTPS to the origin where the ALB has a certificate; otherwise HTTP, which never leaves the VPC
+        # (CloudFront's VPC origin connects from inside it). Nothing is admitted from 0.0.0.0/0.
+        self.origin_port, self.origin_protocol = (443, "https-only") if cfg.tls else (80, "http-only")
+        origin_facing = aws.ec2.get_managed_prefix_list_output(
+            name=CLOUDFRONT_ORIGIN_FACING, opts=pulumi.InvokeOutputOptions(parent=self))
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-alb-in-{self.origin_port}",
+            security_group_id=sg.id,
+            description=f"CloudFront VPC origin to the ALB on {self.origin_port}",
+            prefix_list_id=origin_facing.id,
+            ip_protocol="tcp",
+            from_port=self.origin_port,
+            to_port=self.origin_port,
+            tags=self._tags(f"{prefix}-alb-in-{self.origin_port}"),
+            opts=child,
+        )
 
         access_logs = None
         depends: list[pulumi.Resource] = []
@@ -102,10 +112,10 @@ class Gateway(pulumi.ComponentResource):
             f"{name}-alb",
             name=alb_name,
             load_balancer_type="application",
-            internal=False,
+            internal=True,
             ip_address_type="ipv4",
             security_groups=[sg.id],
-            subnets=list(args.public_subnet_ids),
+            subnets=list(args.subnet_ids),
             # Requests with malformed headers are a request-smuggling vector; drop them at the edge.
             drop_invalid_header_fields=True,
             enable_deletion_protection=cfg.deletion_protection,
@@ -116,6 +126,8 @@ class Gateway(pulumi.ComponentResource):
         )
 
         certificate_arn = self._certificate()
+        # The edge reuses it when both live in us-east-1 for the same name (one validation record).
+        self.certificate_arn = certificate_arn
         if certificate_arn is not None:
             https = aws.lb.Listener(
                 f"{name}-https",
@@ -126,20 +138,6 @@ class Gateway(pulumi.ComponentResource):
                 certificate_arn=certificate_arn,
                 default_actions=[_not_found()],
                 tags=self._tags(f"{prefix}-https"),
-                opts=child,
-            )
-            aws.lb.Listener(
-                f"{name}-http",
-                load_balancer_arn=self.alb.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[aws.lb.ListenerDefaultActionArgs(
-                    type="redirect",
-                    redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                        protocol="HTTPS", port="443", status_code="HTTP_301",
-                    ),
-                )],
-                tags=self._tags(f"{prefix}-http"),
                 opts=child,
             )
             self.listener_arn = https.arn
@@ -156,17 +154,8 @@ class Gateway(pulumi.ComponentResource):
             )
             self.listener_arn = http.arn
 
-        if cfg.domain and cfg.hosted_zone_id:
-            aws.route53.Record(
-                f"{name}-alias",
-                zone_id=cfg.hosted_zone_id,
-                name=cfg.domain,
-                type="A",
-                aliases=[aws.route53.RecordAliasArgs(
-                    name=self.alb.dns_name, zone_id=self.alb.zone_id, evaluate_target_health=True,
-                )],
-                opts=child,
-            )
+        # No DNS record here: the domain names the CloudFront distribution (infra/aws/edge.py); the ALB
+        # keeps it only as the origin name CloudFront sends and checks its certificate against.
 
         self.web_acl_arn = self._waf() if cfg.waf else None
 
@@ -175,10 +164,9 @@ class Gateway(pulumi.ComponentResource):
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
         self.zone_id = self.alb.zone_id
-        if cfg.domain:
-            self.url = pulumi.Output.from_input(f"https://{cfg.domain}")
-        else:
-            self.url = pulumi.Output.concat("https://" if cfg.tls else "http://", self.alb.dns_name)
+        # The ALB's own (VPC-internal) address; the program points `url` at the edge once it exists
+        # (infra/aws/program.py), since nothing outside the VPC reaches this one.
+        self.url = pulumi.Output.concat("https://" if cfg.tls else "http://", self.alb.dns_name)
 
         self.register_outputs({
             "security_group_id": self.security_group_id,
@@ -313,39 +301,14 @@ class Gateway(pulumi.ComponentResource):
 
     def _waf(self) -> pulumi.Output[str]:
         cfg, prefix, name = self._args.config, self._args.name_prefix, self._base
-        rules = [aws.wafv2.WebAclRuleArgs(
-            name="rate-limit-per-ip",
-            priority=RATE_LIMIT_PRIORITY,
-            action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
-            statement=aws.wafv2.WebAclRuleStatementArgs(
-                rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                    limit=cfg.waf_rate_limit, aggregate_key_type="IP", evaluation_window_sec=300,
-                ),
-            ),
-            visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-rate-limit")),
-        )]
-        for group, priority in MANAGED_RULE_GROUPS:
-            rules.append(aws.wafv2.WebAclRuleArgs(
-                name=group,
-                priority=priority,
-                # none: keep the group's own block actions (count would only observe).
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs(),
-                ),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                        name=group, vendor_name="AWS",
-                    ),
-                ),
-                visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-{group}")),
-            ))
         acl = aws.wafv2.WebAcl(
             f"{name}-waf",
             name=f"{prefix}-web-acl",
-            description=f"{prefix}: managed rule groups and a per-IP rate limit in front of the ALB",
+            # WAF descriptions allow letters, digits, whitespace and +=:#@/-,. only.
+            description=re.sub(r"[^\w+=:#@/\-,. ]", " ", f"{prefix}: kept beside the edge ACL: {cfg.waf_reason}")[:256].strip(),
             scope="REGIONAL",
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
-            rules=rules,
+            rules=waf_rules(prefix, cfg.waf_rate_limit),
             visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**_visibility(f"{prefix}-web-acl")),
             tags=self._tags(f"{prefix}-web-acl"),
             opts=pulumi.ResourceOptions(parent=self),
@@ -356,34 +319,73 @@ class Gateway(pulumi.ComponentResource):
             web_acl_arn=acl.arn,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._waf_logs(acl)
+        waf_logging(self, name, acl, group_name=f"aws-waf-logs-{prefix}", kms_key_arn=self._args.kms_key_arn,
+                    retention_days=self._args.audit_log_retention_days, tags=self._tags(f"aws-waf-logs-{prefix}"))
         return acl.arn
 
-    def _waf_logs(self, acl: aws.wafv2.WebAcl) -> None:
-        prefix, name = self._args.name_prefix, self._base
-        # WAF delivers only to groups named aws-waf-logs-*; the account's AWSWAF-LOGS resource
-        # policy (ci/bootstrap) lets it write there.
-        group_name = f"aws-waf-logs-{prefix}"
-        group = aws.cloudwatch.LogGroup(
-            f"{name}-waf-logs",
-            name=group_name,
-            retention_in_days=self._args.audit_log_retention_days,
-            kms_key_id=self._args.kms_key_arn,
-            tags=self._tags(group_name),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        aws.wafv2.WebAclLoggingConfiguration(
-            f"{name}-waf-logging",
-            resource_arn=acl.arn,
-            log_destination_configs=[group.arn],
-            redacted_fields=[
-                aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
-                    single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header),
-                )
-                for header in REDACTED_HEADERS
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+
+def waf_rules(prefix: str, rate_limit: int) -> list[aws.wafv2.WebAclRuleArgs]:
+    """The per-IP rate limit and the managed rule groups, for the edge's web ACL or a regional one."""
+    rules = [aws.wafv2.WebAclRuleArgs(
+        name="rate-limit-per-ip",
+        priority=RATE_LIMIT_PRIORITY,
+        action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+        statement=aws.wafv2.WebAclRuleStatementArgs(
+            rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                limit=rate_limit, aggregate_key_type="IP", evaluation_window_sec=300,
+            ),
+        ),
+        visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-rate-limit")),
+    )]
+    for group, priority in MANAGED_RULE_GROUPS:
+        rules.append(aws.wafv2.WebAclRuleArgs(
+            name=group,
+            priority=priority,
+            # none: keep the group's own block actions (count would only observe).
+            override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
+                none=aws.wafv2.WebAclRuleOverrideActionNoneArgs(),
+            ),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                    name=group, vendor_name="AWS",
+                ),
+            ),
+            visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-{group}")),
+        ))
+    return rules
+
+
+def waf_logging(parent: pulumi.Resource, name: str, acl: aws.wafv2.WebAcl, *, group_name: str,
+                kms_key_arn: pulumi.Input[str], retention_days: int, tags: dict[str, str],
+                region: str | None = None) -> aws.cloudwatch.LogGroup:
+    """WAF logs to a KMS-encrypted group, credentials redacted (the security floor, docs/security.md).
+
+    WAF delivers only to groups named aws-waf-logs-* in the web ACL's region; the account's
+    AWSWAF-LOGS resource policy (ci/bootstrap) lets it write there.
+    """
+    group = aws.cloudwatch.LogGroup(
+        f"{name}-waf-logs",
+        name=group_name,
+        retention_in_days=retention_days,
+        kms_key_id=kms_key_arn,
+        region=region,
+        tags=tags,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    aws.wafv2.WebAclLoggingConfiguration(
+        f"{name}-waf-logging",
+        resource_arn=acl.arn,
+        log_destination_configs=[group.arn],
+        redacted_fields=[
+            aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header),
+            )
+            for header in REDACTED_HEADERS
+        ],
+        region=region,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    return group
 
 
 def _not_found() -> aws.lb.ListenerDefaultActionArgs:

@@ -10,12 +10,14 @@ from infra import config as cfg
 from infra.aws.autoscaling import Autoscaling, AutoscalingArgs
 from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
+from infra.aws.edge import Edge, EdgeArgs
 from infra.aws.encryption import Encryption, EncryptionArgs
 from infra.aws.gateway import Gateway, GatewayArgs
 from infra.aws.identity import permissions_boundary_arn
 from infra.aws.monitoring import Monitoring, MonitoringArgs
 from infra.aws.network import Network, NetworkArgs
 from infra.aws.services import Services, ServicesArgs
+from infra.aws.web_client import WebClient, WebClientArgs
 from infra.config import naming
 from infra.tags import base_tags
 
@@ -47,11 +49,27 @@ def build(config: cfg.StackConfig) -> None:
         config=config.gateway,
         name_prefix=prefix,
         vpc_id=network.vpc_id,
-        public_subnet_ids=network.public_subnet_ids,
+        subnet_ids=network.private_subnet_ids,
         kms_key_arn=encryption.key_arn,
         audit_log_retention_days=audit_days,
         tags=tags,
     ))
+
+    web_client = WebClient("web-client", WebClientArgs(
+        name_prefix=prefix, force_destroy=not prod, tags=tags,
+    )) if config.edge.web_client else None
+    edge = Edge("edge", EdgeArgs(
+        config=config,
+        name_prefix=prefix,
+        gateway=gateway,
+        web_client=web_client,
+        kms_key_arn=encryption.key_arn,
+        audit_log_retention_days=audit_days,
+        tags=tags,
+    ))
+    # Clients, the pipeline's smoke check and the deployment smoke hook (a Lambda outside the VPC)
+    # all reach the now-internal gateway through the edge.
+    gateway.url = edge.url
 
     database = Database("database", DatabaseArgs(
         config=config.database,
@@ -117,7 +135,11 @@ def build(config: cfg.StackConfig) -> None:
         tags=tags,
     ))
 
-    pulumi.export("gateway_url", gateway.url)
+    # The ALB is internal: the pipeline's smoke check (and every viewer) goes through the edge.
+    pulumi.export("gateway_url", edge.url)
+    pulumi.export("edge_url", edge.url)
+    pulumi.export("distribution_id", edge.distribution_id)
+    pulumi.export("web_client_bucket", web_client.bucket_name if web_client else None)
     pulumi.export("cluster_name", services.cluster_name)
     pulumi.export("private_subnet_ids", network.private_subnet_ids)
     pulumi.export("services", {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -33,7 +33,10 @@ class GatewayConfig(Strict):
     certificate_arn: str | None = None
     domain: str | None = None
     hosted_zone_id: str | None = None
-    waf: bool = True
+    # The regional WAF: the edge's (CLOUDFRONT scope) covers every request now, so one here only
+    # with a stated reason (say, a second path to the ALB that bypasses CloudFront).
+    waf: bool = False
+    waf_reason: str | None = None
     waf_rate_limit: Annotated[int, Field(ge=100, le=2_000_000_000)] = 2000  # requests / 5 min / IP
     access_logs: bool = True
     deletion_protection: bool = True
@@ -66,6 +69,8 @@ class GatewayConfig(Strict):
     def _domain_needs_zone(self) -> GatewayConfig:
         if self.domain and not self.hosted_zone_id and not self.certificate_arn:
             raise ValueError("domain needs hosted_zone_id (to validate the certificate) or certificate_arn")
+        if self.waf and not self.waf_reason:
+            raise ValueError("waf: the edge's web ACL already filters every request; a regional one needs waf_reason")
         return self
 
     @property
@@ -73,9 +78,19 @@ class GatewayConfig(Strict):
         return bool(self.certificate_arn or self.domain)
 
 
+CACHE_SECONDS_MAX = 31_536_000  # CloudFront's largest TTL (one year)
+
+
 class Route(Strict):
     path: str = "/*"
     host: str | None = None
+    # jwt: the ALB verifies a bearer token (RS256) before forwarding; none: public.
+    auth: Literal["none", "jwt"] = "none"
+    # Where auth: jwt is enforced when the ALB has no HTTPS listener (say, by the service itself).
+    auth_enforced_by: str | None = None
+    # > 0: CloudFront caches GET/HEAD answers this long at most (the TTL caps the origin's Cache-Control).
+    cache_seconds: Annotated[int, Field(ge=0, le=CACHE_SECONDS_MAX)] = 0
+    cache_query_string: bool = True  # the query string is part of the cache key (and reaches the origin)
 
     @field_validator("path")
     @classmethod

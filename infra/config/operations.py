@@ -61,3 +61,5 @@ class UsageConfig(Strict):
     # Credit CloudWatch's always-free tier (3 dashboards, 10 alarm metrics, 5 GB logs): only true
     # when the stack has its AWS account to itself, since the tier is per account.
     cloudwatch_free_tier: bool = False
+    # Data CloudFront sends to viewers (the edge's transfer out), GB a month.
+    edge_gb_per_month: Annotated[float, Field(ge=0)] = 10

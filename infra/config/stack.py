@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.deployment import routing_problems
+from infra.config.edge import EdgeConfig, edge_problems
 from infra.config.gateway import GatewayConfig
 from infra.config.local import LocalConfig, Target
 from infra.config.network import NetworkConfig
@@ -37,6 +38,7 @@ class StackConfig(Strict):
     region: str
     network: NetworkConfig = NetworkConfig()
     gateway: GatewayConfig = GatewayConfig()
+    edge: EdgeConfig = EdgeConfig()
     services: Annotated[list[ServiceConfig], Field(min_length=1)]
     database: DatabaseConfig = DatabaseConfig()
     cache: CacheConfig = CacheConfig()
@@ -101,6 +103,7 @@ class StackConfig(Strict):
                 problems.append(f"images.{name}: {ref!r} is not pinned by digest (repo@sha256:<64 hex>)")
         problems += self._target_problems()
         problems += routing_problems(self.delivery.deployment, self.services)
+        problems += edge_problems(self)
         rules = listener_rules(self.delivery.deployment, self.services)
         if rules > LISTENER_RULES_MAX:
             problems.append(f"services: {rules} listener rules (production and test rules included), an ALB "

@@ -23,7 +23,7 @@ from ops.review import Index, SynthJson, is_component, layers
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 # Layers in the order a reader walks the architecture; anything else sorts after them.
-LAYER_ORDER = ("network", "gateway", "services", "autoscaling", "database", "cache", "monitoring",
+LAYER_ORDER = ("network", "edge", "client", "gateway", "services", "autoscaling", "database", "cache", "monitoring",
                "encryption", "stack", "free tier")
 
 Status = Literal["priced", "free", "not priced"]
@@ -195,6 +195,14 @@ FREE: dict[str, str] = {
     "aws:lambda/function:Function": "the smoke hook: a few 128 MB invocations per deployment round to $0.00",
     "aws:cloudwatch/eventRule:EventRule": "no charge: AWS service events on the default event bus are free",
     "aws:cloudwatch/eventTarget:EventTarget": "no charge; the log group's ingestion is priced there",
+    "aws:cloudfront/vpcOrigin:VpcOrigin": "VPC origins carry no charge (the ALB behind it is priced)",
+    "aws:cloudfront/cachePolicy:CachePolicy": "no charge",
+    "aws:cloudfront/originRequestPolicy:OriginRequestPolicy": "no charge",
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": "no charge",
+    "aws:cloudfront/originAccessControl:OriginAccessControl": "no charge",
+    "aws:cloudwatch/logDeliverySource:LogDeliverySource": "no charge; the destination log group's ingestion is priced there",
+    "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination": "no charge; the log group is priced",
+    "aws:cloudwatch/logDelivery:LogDelivery": "no charge; the log group is priced",
     "random:index/randomPassword:RandomPassword": "not a cloud resource",
     "random:index/randomString:RandomString": "not a cloud resource",
     "random:index/randomId:RandomId": "not a cloud resource",
@@ -220,6 +228,8 @@ class _Ctx:
         self.log_groups = sum(1 for _ in index.of_type("aws:cloudwatch/logGroup:LogGroup"))
         self.databases = sum(1 for _ in index.of_type("aws:rds/instance:Instance"))
         self.eip_instances = {r["inputs"].get("instance") for r in index.of_type("aws:ec2/eip:Eip")}
+        # The stack has its account's always-free tiers to itself (CloudWatch's, CloudFront's).
+        self.free_tiers = False
 
 
 def _ipv4(ctx: _Ctx, count: float, what: str) -> Charge:
@@ -297,6 +307,9 @@ def _vpc_endpoint(r: dict, ctx: _Ctx) -> list[Charge]:
 
 
 def _web_acl(r: dict, ctx: _Ctx) -> list[Charge]:
+    tier = _flat_rate_plans(ctx).get(r.get("arn") or "")
+    if tier:
+        raise _Free(f"covered by the CloudFront flat-rate {tier} plan (priced on the subscription)")
     waf, rules = ctx.p["waf"], r["inputs"].get("rules") or []
     charges = [
         Charge("web ACL", 1, "ACL-month", waf["web_acl_month"]),
@@ -313,6 +326,52 @@ def _web_acl(r: dict, ctx: _Ctx) -> list[Charge]:
             charges.append(Charge(f"{group} subscription and inspections", 1, "group", None,
                                   "paid managed rule group: fees not in the table"))
     return charges
+
+
+def _flat_rate_plans(ctx: _Ctx) -> dict[str, str]:
+    """ARN of each resource a CloudFront flat-rate plan covers -> the plan's tier."""
+    covered: dict[str, str] = {}
+    for sub in ctx.index.of_type("aws:pricingplanmanager/subscription:Subscription"):
+        for arn in sub["inputs"].get("resourceArns") or []:
+            covered[arn] = str(sub["inputs"].get("planTier"))
+    return covered
+
+
+def _subscription(r: dict, ctx: _Ctx) -> list[Charge]:
+    tier = str(r["inputs"].get("planTier"))
+    rate = ctx.p["cloudfront"]["flat_rate_month"].get(tier)
+    if rate is None:
+        raise _NotPriced(f"flat-rate tier {tier!r} is not in the price table")
+    allowance = ctx.p["cloudfront"]["flat_rate_allowance"][tier]
+    if ctx.usage.requests_per_month > allowance["requests"] or _edge_gb(ctx) > allowance["transfer_gb"]:
+        note = " (usage exceeds the allowance: AWS throttles, so choose a larger tier)"
+    else:
+        note = ""
+    return [Charge(f"CloudFront flat-rate {tier} plan: distribution, web ACL, their log ingestion{note}", 1,
+                   "plan-month", rate)]
+
+
+def _edge_gb(ctx: _Ctx) -> float:
+    return float(getattr(ctx.usage, "edge_gb_per_month", 0) or 0)
+
+
+def _distribution(r: dict, ctx: _Ctx) -> list[Charge]:
+    tier = _flat_rate_plans(ctx).get(r.get("arn") or "")
+    if tier:
+        raise _Free(f"covered by its CloudFront flat-rate {tier} plan (priced on the subscription)")
+    cf, requests, gb = ctx.p["cloudfront"], ctx.usage.requests_per_month, _edge_gb(ctx)
+    if ctx.free_tiers:
+        # The same statement as for CloudWatch: this stack has the account's always-free tiers to itself.
+        requests = max(requests - cf["free_tier"]["requests"], 0)
+        gb = max(gb - cf["free_tier"]["transfer_out_gb"], 0)
+        what = " beyond the always-free tier"
+    else:
+        what = ""
+    return [
+        Charge(f"HTTPS requests{what} (usage.requests_per_month)", requests / 10_000, "10k requests",
+               cf["https_requests_per_10k"]),
+        Charge(f"data transfer out{what} (usage.edge_gb_per_month)", gb, "GB", cf["transfer_out_gb"]),
+    ]
 
 
 def _ecs_cluster(r: dict, ctx: _Ctx) -> list[Charge]:
@@ -515,6 +574,8 @@ PRICERS = {
     "aws:kms/replicaKey:ReplicaKey": _fixed("kms", "key_month", "replica key", "key-month"),
     "aws:secretsmanager/secret:Secret": _fixed("secretsmanager", "secret_month", "secret", "secret-month"),
     "aws:route53/zone:Zone": _fixed("route53", "zone_month", "hosted zone", "zone-month"),
+    "aws:cloudfront/distribution:Distribution": _distribution,
+    "aws:pricingplanmanager/subscription:Subscription": _subscription,
 }
 
 
@@ -530,11 +591,12 @@ def estimate(document: SynthJson, usage: Usage, region: str, *, cloudwatch_free_
     table = prices(region)
     index = Index(document)
     ctx = _Ctx(index, table, usage)
+    if cloudwatch_free_tier is None:
+        cloudwatch_free_tier = bool(getattr(usage, "cloudwatch_free_tier", False))
+    ctx.free_tiers = cloudwatch_free_tier
     layer_of = layers(document)
     costed = [_price(r, ctx, layer_of.get(r["urn"], "stack"), region) for r in document["resources"]
               if not is_component(r)]
-    if cloudwatch_free_tier is None:
-        cloudwatch_free_tier = bool(getattr(usage, "cloudwatch_free_tier", False))
     if cloudwatch_free_tier:
         costed.append(_free_tier_credit(costed, ctx))
     return Estimate(stack=document.get("stack", ""), region=region, resources=costed,
@@ -587,7 +649,9 @@ def _assumptions(usage: Usage, table: dict[str, Any], free_tier: bool) -> list[s
     spot = table["fargate"]["spot_discount"]
     lines = [
         f"{table['hours_per_month']} hours per month; on-demand list prices, {table['region']}, compiled {table['compiled']}",
-        f"requests: {usage.requests_per_month:,.0f}/month (usage.requests_per_month, WAF requests)",
+        f"requests: {usage.requests_per_month:,.0f}/month (usage.requests_per_month: CloudFront and WAF requests)",
+        f"edge data transfer out: {_num(float(getattr(usage, 'edge_gb_per_month', 0) or 0))} GB/month "
+        f"(usage.edge_gb_per_month); CloudFront's always-free tier credited with CloudWatch's",
         f"ALB: {_num(usage.alb_lcu)} LCU on average (usage.alb_lcu)",
         f"NAT gateway data processed: {_num(usage.nat_gb_per_month)} GB/month across all NAT gateways (usage.nat_gb_per_month)",
         f"logs: {_num(usage.log_gb_per_month)} GB/month ingested, split evenly over the log groups; stored volume = "

@@ -1,7 +1,7 @@
 """Architecture diagram (Mermaid `flowchart LR`) drawn from the synth output, never by hand.
 
-Nodes are the resources a reviewer reasons about (WAF, ALB, each service, database, cache, alert
-topic, NAT, subnet tiers); every edge comes from a reference between resources in the synth JSON:
+Nodes are the resources a reviewer reasons about (the client, CloudFront and its web ACL, the web
+client's bucket, ALB, each service, database, cache, alert topic, NAT, subnet tiers); every edge comes from a reference between resources in the synth JSON:
 security group rules (who may connect to whom, on which port), listener rules and target groups
 (which routes reach which service), subnet ids (which tier a resource runs in), alarm actions
 (which alarms notify which topic) and log configuration (which log group a service writes to).
@@ -19,7 +19,7 @@ from typing import Any
 from ops.review import Index, SynthJson, layers
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
-SUBGRAPH_ORDER = ("gateway", "services", "database", "cache", "monitoring", "network")
+SUBGRAPH_ORDER = ("edge", "client", "gateway", "services", "database", "cache", "monitoring", "network")
 TIERS = ("public", "private", "isolated")
 
 
@@ -150,6 +150,8 @@ def build(document: SynthJson) -> Graph:
                 graph.edges[(internet, waf)].dst = waf
             graph.connect(waf, alb, "inspects")
 
+    _edge(index, graph, layer_of)
+
     # traffic the ALB forwards: listener rule -> target group <- service
     for tg_arn, (alb_arn, _paths) in _forwarding(index).items():
         balancer = index.get(alb_arn)
@@ -216,6 +218,47 @@ def _forwarding(index: Index) -> dict[str, tuple[str | None, list[str]]]:
                 lb, known = result.get(tg, (listeners.get(inputs.get("listenerArn")), []))
                 result[tg] = (lb, known + [r for r in routes if r not in known])
     return result
+
+
+def _edge(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
+    """Client -> (web ACL) -> CloudFront -> VPC origin -> ALB, and CloudFront -> the client bucket."""
+    distributions = list(index.of_type("aws:cloudfront/distribution:Distribution"))
+    if not distributions:
+        return
+    client = graph.add_node("client", "Client (web / mobile)", "internet", "circle")
+    origins = {o.get("id"): o for o in index.of_type("aws:cloudfront/vpcOrigin:VpcOrigin")}
+    buckets = {b["inputs"].get("bucket"): b for b in index.of_type("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")}
+    for dist in distributions:
+        inputs = dist["inputs"]
+        behaviours = inputs.get("orderedCacheBehaviors") or []
+        name = ", ".join(inputs.get("aliases") or []) or "*.cloudfront.net"
+        node = graph.add_node(f"cdn_{dist['name']}", _lines(f"CloudFront {name}", f"{inputs.get('httpVersion', '')} · "
+                                                              f"{len(behaviours)} API behaviour(s)"),
+                              layer_of[dist["urn"]], urns=(dist["urn"],))
+        acl = index.get(inputs.get("webAclId"))
+        waf = graph.by_urn.get(acl["urn"]) if acl else None
+        if waf:
+            graph.connect(client, waf, "HTTPS")
+            graph.connect(waf, node, "inspects")
+        else:
+            graph.connect(client, node, "HTTPS")
+        cached = sorted(b.get("pathPattern", "") for b in behaviours if b.get("cachePolicyId") and
+                        index.get(b.get("cachePolicyId")))
+        for origin in inputs.get("origins") or []:
+            vpc = (origin.get("vpcOriginConfig") or {}).get("vpcOriginId")
+            if vpc in origins:
+                config = origins[vpc]["inputs"].get("vpcOriginEndpointConfig") or {}
+                lb = index.get(config.get("arn"))
+                protocol = "HTTPS" if config.get("originProtocolPolicy") == "https-only" else "HTTP"
+                label = f"VPC origin {protocol}" + (f" · cached {', '.join(cached)}" if cached else "")
+                graph.connect(node, graph.by_urn.get(lb["urn"]) if lb else None, label)
+            elif origin.get("originAccessControlId"):
+                bucket = next((b for n, b in buckets.items() if n and str(origin.get("domainName", "")).startswith(f"{n}.")),
+                              None)
+                if bucket:
+                    target = graph.add_node(f"web_{bucket['name']}", _lines("S3 web client", "private · OAC"),
+                                            layer_of[bucket["urn"]], "cylinder", urns=(bucket["urn"],))
+                    graph.connect(node, target, "/ (OAC)")
 
 
 def _ingress_rules(index: Index) -> list[tuple[str | None, str, str, str | None]]:

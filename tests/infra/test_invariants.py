@@ -131,7 +131,10 @@ def test_dev_is_small_and_prod_highly_available(synths):
     assert prod_rg["inputs"]["automaticFailoverEnabled"] is True and prod_rg["inputs"]["multiAzEnabled"] is True
     assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 0 and len(dev.of_type("aws:ec2/instance:Instance")) == 1
     assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
-    assert dev.of_type("aws:wafv2/webAcl:WebAcl") == [] and len(prod.of_type("aws:wafv2/webAclAssociation:WebAclAssociation")) == 1
+    # The edge's web ACL guards every stack, dev included; no regional one is left.
+    for s in (dev, prod):
+        assert [a["inputs"]["scope"] for a in s.of_type("aws:wafv2/webAcl:WebAcl")] == ["CLOUDFRONT"]
+        assert s.of_type("aws:wafv2/webAclAssociation:WebAclAssociation") == []
     assert not dev.of_type("aws:lb/listener:Listener")[0]["inputs"].get("certificateArn")
     assert any(listener["inputs"].get("protocol") == "HTTPS" for listener in prod.of_type("aws:lb/listener:Listener"))
 

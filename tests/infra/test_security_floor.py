@@ -17,7 +17,7 @@ from ops.synth import Synth
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("dev", "staging", "prod")
-AUDIT_GROUPS = ("/vpc/flow-logs", "aws-waf-logs-", "/aws/rds/instance/")
+AUDIT_GROUPS = ("/vpc/flow-logs", "aws-waf-logs-", "/aws/rds/instance/", "/aws/cloudfront/")
 
 
 def key_of(s: Synth) -> dict:

@@ -167,5 +167,11 @@ def test_shipped_stack_diagram_matches_its_config(graphs, stack):
     topic = graph.by_urn[synth.one("aws:sns/topic:Topic")["urn"]]
     alarm = graph.by_urn[synth.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")[0]["urn"]]
     assert graph.has_edge(alarm, topic)
-    front = graph.by_urn[synth.one("aws:wafv2/webAcl:WebAcl")["urn"]] if config.gateway.waf else alb
-    assert graph.has_edge("internet", front)
+    # The client reaches the edge's web ACL, which inspects for CloudFront; CloudFront reaches the internal
+    # ALB through its VPC origin and the web client's bucket through OAC. Nothing reaches the ALB directly.
+    waf = graph.by_urn[synth.one("aws:wafv2/webAcl:WebAcl")["urn"]]
+    cdn = graph.by_urn[synth.one("aws:cloudfront/distribution:Distribution")["urn"]]
+    bucket = graph.by_urn[synth.one("aws:s3/bucket:Bucket", "web-client-bucket")["urn"]]
+    assert graph.has_edge("client", waf) and graph.has_edge(waf, cdn)
+    assert graph.has_edge(cdn, alb) and graph.has_edge(cdn, bucket)
+    assert not graph.has_edge("internet", alb) and not graph.has_edge("client", alb)
