@@ -143,6 +143,7 @@ def _locked(req: Request, config: StackConfig, clients: Any, ledger: Any, lock: 
             _up(stack, req.stack)
         lock.renew()  # the bake window starts now: give it the lock's full TTL
         outputs = stack.outputs()
+        publish_web_client(clients, outputs)
         report = verify_outputs(outputs, clients, config, deps)
     except BaseException as exc:
         _record_failure(ledger, release.id, exc)
@@ -431,6 +432,21 @@ def _up(stack: Any, name: str) -> Any:
         return stack.up(on_event=progress)
     finally:
         progress.close()
+
+
+def publish_web_client(clients: Any, outputs: dict[str, Any]) -> None:
+    """The web client of this commit to the stack's client bucket (ops/delivery/web_client.py), after
+    `up` so the bucket exists and before verification so the smoke check sees this release's page."""
+    bucket = outputs.get("web_client_bucket")
+    if not bucket:
+        return
+    from ops.delivery.web_client import WebClientError, upload_web_client
+
+    try:
+        upload = upload_web_client(clients.s3, bucket)
+    except WebClientError as exc:
+        raise OpsError(f"web client: {exc}") from None
+    err.print(f"web client: index.html and {len(upload.assets)} asset(s) to s3://{bucket}", markup=False)
 
 
 def verify_outputs(outputs: dict[str, Any], clients: Any, config: StackConfig, deps: Deps) -> Any:

@@ -5,7 +5,7 @@ year; `index.html` is rewritten to reference those names and goes up last, reval
 request, so a deploy switches viewers to the new assets at once and a page never references an
 asset that is not there yet. Earlier assets stay: pages already loaded still find theirs.
 
-Not wired into `invoke deploy` here; the delivery pipeline calls `upload_web_client`.
+`invoke deploy` calls `upload_web_client` after `up` (ops/delivery/deploy.py: publish_web_client).
 """
 
 from __future__ import annotations

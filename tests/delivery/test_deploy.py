@@ -328,3 +328,19 @@ def test_failure_with_unchanged_digests_does_not_pretend_to_roll_back(world):
         world.deploy(first.images)
     assert world.full_ups() == 1
     assert [r.outcome for r in world.ledger().history()] == ["failed", "succeeded"]
+
+
+def test_a_deploy_publishes_the_web_client_to_the_stacks_bucket(clients, deployed_stack, gateway):
+    """Against moto's S3: the page and its hashed assets are in the bucket the stack exports."""
+    bucket = "refarch-test-web-client"
+    clients.s3.create_bucket(Bucket=bucket)
+    deployed_stack.outputs["web_client_bucket"] = bucket
+    world = World(clients, deployed_stack, gateway)
+    world.deploy(world.deployed.images)
+    keys = {o["Key"] for o in clients.s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert "index.html" in keys and len(keys) > 1
+    index = clients.s3.get_object(Bucket=bucket, Key="index.html")
+    assert index["CacheControl"] == "no-cache"
+    page = index["Body"].read().decode()
+    assert all(key in page for key in keys - {"index.html"}), (keys, page[:400])
+    assert world.ledger().current().verified
