@@ -2,34 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
 
-from infra.config import ConfigError, parse
 from infra.config.services import CONTAINER_DEFINITIONS_MAX
-from ops import stackfile
-
-SRC = "stacks/Pulumi.prod.yaml"
-
-
-def problems(stack: str = "prod", **overrides) -> list[str]:
-    values = copy.deepcopy(stackfile.read_values(stack))
-    for key, value in overrides.items():
-        values[key.replace("__", ":")] = value
-    try:
-        parse(values, stack, f"stacks/Pulumi.{stack}.yaml")
-    except ConfigError as exc:
-        return exc.lines
-    return []
-
-
-def service(**fields) -> dict:
-    return {"name": "api", "build": "services/products", "routes": [{"path": "/api*"}], **fields}
-
-
-
+from tests.config.stack_values import SRC, problems, service
 
 # --- data tier --------------------------------------------------------------------------------
 
