@@ -31,14 +31,13 @@ from infra.aws.service_policies import (
     trust_policy,
 )
 from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig, naming
-from infra.config.services import ROUTES_PER_SERVICE
+from infra.config.services import rule_priorities as route_priorities
 from infra.tags import with_name
 
 HTTPS = 443
 ANYWHERE = "0.0.0.0/0"
 
 # Listener rule priority = base + 10 * service index + route index: stable, unique, readable.
-RULE_PRIORITY_BASE = 100
 
 class _Gateway(Protocol):
     security_group_id: pulumi.Output[str]
@@ -137,7 +136,7 @@ def capacity_strategy(spot_share: int) -> list[dict[str, Any]]:
 def rule_priorities(service_index: int, svc: ServiceConfig) -> list[int]:
     """One listener rule priority per route of the service at `service_index`."""
     # At most ROUTES_PER_SERVICE routes: checked by the schema (infra/config/services.py).
-    return [RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * service_index + j for j in range(len(svc.routes))]
+    return route_priorities(service_index, len(svc.routes))
 
 
 def target_group_name(prefix: str, svc: ServiceConfig, alternate: bool = False) -> str:

@@ -13,6 +13,13 @@ from infra.config.gateway import Route
 HEALTH_PATH = "/health/ready"  # contract C3: DB reachable; the load balancer's and the smoke's check
 ALB_HEALTH_PATH_MAX = 1024
 ROUTES_PER_SERVICE = 10  # listener rule priorities are spaced this far apart per service
+RULE_PRIORITY_BASE = 100
+
+
+def rule_priorities(service_index: int, routes: int) -> list[int]:
+    """The gateway rule priority of each route of the service at `service_index`: stable, unique,
+    readable (base + 10 x service index + route index). Both targets' gateways evaluate in this order."""
+    return [RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * service_index + j for j in range(routes)]
 # ECS refuses a task definition whose container definitions exceed 64 KiB (RegisterTaskDefinition).
 CONTAINER_DEFINITIONS_MAX = 65536
 # What the platform adds to a service's own environment, secrets and commands: its environment

@@ -15,14 +15,12 @@ import re
 from dataclasses import dataclass
 
 from infra.config import ServiceConfig
+from infra.config.services import rule_priorities
 
 # HAProxy runs unprivileged in its container: it cannot bind below 1024.
 LISTEN_PORT = 8080
 # Docker's embedded DNS: the services' addresses follow their containers.
 DOCKER_DNS = "127.0.0.11:53"
-# Listener rule priority = base + 10 * service index + route index, as infra/aws/services.py assigns.
-RULE_PRIORITY_BASE = 100
-ROUTES_PER_SERVICE = 10
 
 
 @dataclass(frozen=True)
@@ -42,8 +40,9 @@ def glob_regex(pattern: str) -> str:
 def rules(services: list[ServiceConfig]) -> list[Rule]:
     """Every route as a rule, in the order the ALB evaluates them."""
     found = [
-        Rule(RULE_PRIORITY_BASE + ROUTES_PER_SERVICE * i + j, svc.name, route.path, route.host)
-        for i, svc in enumerate(services) for j, route in enumerate(svc.routes)
+        Rule(priority, svc.name, route.path, route.host)
+        for i, svc in enumerate(services)
+        for priority, route in zip(rule_priorities(i, len(svc.routes)), svc.routes, strict=True)
     ]
     return sorted(found, key=lambda rule: rule.priority)
 
