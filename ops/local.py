@@ -104,13 +104,19 @@ def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None,
     return outputs
 
 
-def _default_build(stack: str, config: Any) -> dict[str, str]:
+def build_local(stack: str, config: Any, base_image: str | None = None) -> dict[str, str]:
+    """`invoke build --stack local` and `invoke up`: every service built into this machine's engine."""
     import docker as docker_sdk  # type: ignore[import-untyped]
 
     from ops.delivery.docker_adapter import Docker
     from ops.delivery.git import Git
 
-    return build_images(stack, config, Docker(), docker_sdk.from_env(), Git(ROOT))
+    _engine_reachable(None)
+    return build_images(stack, config, Docker(), docker_sdk.from_env(), Git(ROOT), base_image=base_image)
+
+
+def _default_build(stack: str, config: Any) -> dict[str, str]:
+    return build_local(stack, config)
 
 
 def down(stack: str, adapter: Adapter) -> None:

@@ -13,11 +13,13 @@ import pulumi_docker as docker
 
 from infra.config import CacheConfig
 from infra.local import containers
+from infra.local.network import volume_labels
 from infra.local.secrets import CACHE_ACL, CACHE_APP, LocalSecrets
 
 PORT = 6379
 HOST = "cache"
 APP_USER = "app"
+DATA_DIR = "/data"  # the official image's, owned by its valkey user (999)
 
 
 @dataclass
@@ -37,14 +39,18 @@ class LocalCache(pulumi.ComponentResource):
         image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True, opts=child)
         acl = args.secrets.container_path(CACHE_ACL)
         password = args.secrets.container_path(CACHE_APP)
+        volume = docker.Volume(f"{name}-data", name=f"{args.name_prefix}-cache",
+                               labels=volume_labels({"layer": "cache", "stack": args.stack}), opts=child)
+        # Snapshots as the ElastiCache config keeps them: hourly to the volume when it keeps any.
+        save = ["--save", "3600 1"] if args.config.snapshot_retention_days > 0 else ["--save", ""]
         self.container = docker.Container(
             name,
             **containers.hardened(read_only=True, user="999:999"),
             name=f"{args.name_prefix}-cache",
             image=image.image_id,
-            # A cache: nothing persisted, as ElastiCache's replicas=0 dev node loses it on replacement.
-            command=["valkey-server", "--aclfile", acl, "--save", "", "--appendonly", "no", "--dir", "/tmp"],
+            command=["valkey-server", "--aclfile", acl, *save, "--appendonly", "no", "--dir", DATA_DIR],
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=DATA_DIR)],
             mounts=containers.secret_mounts(args.secrets, [CACHE_ACL, CACHE_APP]),
             networks_advanced=containers.attach({"data": args.data_network}, [HOST]),
             healthcheck=containers.healthcheck(
@@ -53,7 +59,7 @@ class LocalCache(pulumi.ComponentResource):
                 interval=5, timeout=3, retries=10, start_period=5),
             wait=True, wait_timeout=60,
             labels=containers.labels("cache", args.stack),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[volume]),
         )
         self.host = HOST
         self.port = PORT

@@ -21,6 +21,16 @@ def run(stack: str, *, service: str | None = None, push: bool = False, allow_dir
         manifest_path: Path = manifest.DEFAULT_PATH, dry_run: bool = False, base_image: str | None = None,
         deps: Deps) -> manifest.Manifest | None:
     config = deps.load_config(stack)
+    if config.target == "local":
+        # The local target runs what the engine holds: build into it (no registry, no push).
+        if push:
+            raise OpsError(f"stack {stack!r} targets the local engine: there is no registry to push to "
+                           f"(run `invoke up --stack {stack}`, which builds too)")
+        from ops import local
+
+        for name, image_id in local.build_local(stack, config, base_image=base_image).items():
+            console.out.print(f"{name}: {image_id} (in the local engine; no registry digest)", markup=False)
+        return None
     targets = _targets(config, service)
     if not targets:
         console.err.print(f"{stack}: no service to build", markup=False)

@@ -162,3 +162,11 @@ def test_first_push_stops_before_pushing_when_the_repository_is_still_missing(aw
         build.run("dev", push=True, manifest_path=tmp_path / "m.json",
                   deps=make_deps(stack=stack, runner=runner, git=FakeGit(sha=SHA, root=tree)))
     assert not any(argv[:3] == ["docker", "buildx", "build"] for argv in runner.argvs)
+
+
+def test_build_of_a_local_stack_refuses_push_before_anything_runs(aws_env, clients, tree, tmp_path):
+    runner = DockerRunner()
+    with pytest.raises(OpsError, match="targets the local engine: there is no registry to push to"):
+        build.run("local", push=True, manifest_path=tmp_path / "m.json",
+                  deps=make_deps(stack=NoStack(), runner=runner, git=FakeGit(sha=SHA, root=tree)))
+    assert runner.calls == []

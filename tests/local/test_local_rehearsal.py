@@ -169,3 +169,12 @@ def test_local_pin_resolves_what_the_registry_holds(engine, stand_ins):  # noqa:
     image.tag(repository, "3.2-bookworm")
     engine.images.push(repository, tag="3.2-bookworm")
     assert local.registry_digest(f"{repository}:3.2-bookworm") == registry_digest(repository, "3.2-bookworm")
+
+
+def test_local_invoke_build_builds_into_the_engine_and_says_there_is_no_digest(engine, capsys):  # noqa: F811
+    from ops.delivery import build, default_deps
+    from tests.engine.conftest import BASE_IMAGES
+
+    assert build.run("local", base_image=BASE_IMAGES["python"], deps=default_deps()) is None
+    image = engine.images.get("refarch-local/products:local")
+    assert f"products: {image.id} (in the local engine; no registry digest)" in capsys.readouterr().out

@@ -119,3 +119,14 @@ def test_the_images_invoke_up_just_built_replace_the_stacks(monkeypatch):
     found = containers(fresh)
     assert found["products-service"]["inputs"]["image"] == image_id
     assert found["products-migrate"]["inputs"]["image"] == image_id
+
+
+def test_the_data_tier_keeps_its_data_on_volumes(local_synth):
+    found = containers(local_synth)
+    volumes = {r["inputs"]["name"] for r in local_synth.of_type("docker:index/volume:Volume")}
+    assert volumes == {"refarch-local-database", "refarch-local-cache"}
+    assert found["database"]["inputs"]["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
+    cache = found["cache"]["inputs"]
+    assert cache["volumes"][0] == {"volumeName": "refarch-local-cache", "containerPath": "/data"}
+    # Snapshots only where the cache config keeps them (dev keeps 1 day: hourly saves).
+    assert cache["command"][cache["command"].index("--save") + 1] == "3600 1"
