@@ -11,7 +11,7 @@ import json
 import pytest
 
 from ops.errors import OpsError
-from ops.review import cost
+from ops.review import cost, pricers
 
 H = 730  # hours per month
 
@@ -88,10 +88,10 @@ def test_fargate_x86_launch_type_is_all_on_demand(doc, usage):
 
 def test_fargate_split_base_then_weights():
     both = [{"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 1}]
-    assert cost.fargate_split(2, both) == {"FARGATE": 1.5, "FARGATE_SPOT": 0.5}
-    assert cost.fargate_split(1, both) == {"FARGATE": 1}
-    assert cost.fargate_split(1, [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]) == {"FARGATE_SPOT": 1}
-    assert cost.fargate_split(0, both) == {}
+    assert pricers.fargate_split(2, both) == {"FARGATE": 1.5, "FARGATE_SPOT": 0.5}
+    assert pricers.fargate_split(1, both) == {"FARGATE": 1}
+    assert pricers.fargate_split(1, [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]) == {"FARGATE_SPOT": 1}
+    assert pricers.fargate_split(0, both) == {}
 
 
 def test_rds_multi_az_doubles_instance_and_storage_and_counts_the_managed_secret(doc, usage):
