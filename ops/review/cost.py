@@ -8,6 +8,7 @@ but there is no price or usage assumption for it). Nothing is silently zero: an 
 Usage-based charges come from the stack file's `usage` section (`infra.config.UsageConfig`); the
 prices from `ops/review/prices/aws-<region>.json`, which states its source and date.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
