@@ -80,14 +80,19 @@ def _engine_reachable(ping: Callable[[], None] | None = None) -> None:
 
 
 def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None,
-       build: Callable[[Any], dict[str, str]] | None = None) -> dict[str, Any]:
-    """`build` (config -> images) defaults to building with the engine; tests pass their own."""
+       build: Callable[[Any], dict[str, str]] | None = None,
+       cli: Callable[[], None] | None = None) -> dict[str, Any]:
+    """`build` (config -> images) defaults to building with the engine, `cli` to checking the Pulumi
+    CLI is installed; tests pass their own. Every check runs before anything is built or written."""
     import json
     import os
 
     from infra.local import secrets
 
     config = _local_config(stack)
+    from ops.delivery.pulumi_adapter import ensure_cli
+
+    (cli or ensure_cli)()
     _engine_reachable(ping)
     images = (build or (lambda cfg: _default_build(stack, cfg)))(config)
     os.environ[IMAGES_ENV] = json.dumps(images, sort_keys=True)

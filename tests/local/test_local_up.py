@@ -40,7 +40,7 @@ def repo(tmp_path, monkeypatch):
 def test_up_refuses_an_aws_stack_before_anything_happens(repo):
     adapter = Recorder()
     with pytest.raises(OpsError, match="stack 'dev' targets aws: .* use `invoke deploy --stack dev`"):
-        local.up("dev", adapter, ping=lambda: None, build=lambda c: {})
+        local.up("dev", adapter, ping=lambda: None, build=lambda c: {}, cli=lambda: None)
     assert adapter.calls == [] and not (repo / ".local").exists()
 
 
@@ -50,14 +50,14 @@ def test_up_without_an_engine_says_so_and_writes_nothing(repo):
 
     adapter = Recorder()
     with pytest.raises(OpsError, match="no Docker engine answers on this machine's socket"):
-        local.up("local", adapter, ping=dead, build=lambda c: {})
+        local.up("local", adapter, ping=dead, build=lambda c: {}, cli=lambda: None)
     assert adapter.calls == [] and not (repo / ".local").exists()
 
 
 def test_up_writes_secrets_once_in_a_private_directory_then_creates_and_updates_the_stack(repo, capsys):
     adapter = Recorder()
     image_id = "sha256:" + "b" * 64
-    outputs = local.up("local", adapter, ping=lambda: None, build=lambda c: {"products": image_id})
+    outputs = local.up("local", adapter, ping=lambda: None, build=lambda c: {"products": image_id}, cli=lambda: None)
     directory = repo / ".local/secrets"
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     for name in (secrets.DATABASE_MASTER, secrets.DATABASE_APP, secrets.CACHE_APP):
@@ -76,7 +76,7 @@ def test_up_writes_secrets_once_in_a_private_directory_then_creates_and_updates_
     assert password not in printed
 
     before = {p.name: p.read_text() for p in directory.iterdir()}
-    local.up("local", Recorder(), ping=lambda: None, build=lambda c: {})
+    local.up("local", Recorder(), ping=lambda: None, build=lambda c: {}, cli=lambda: None)
     assert {p.name: p.read_text() for p in directory.iterdir()} == before  # PostgreSQL keeps its password
 
 
@@ -110,3 +110,13 @@ def test_local_pin_writes_every_image_by_digest_or_nothing(repo):
     with pytest.raises(OpsError, match="local.images.gateway: cannot resolve haproxy:3.2-bookworm .* nothing was written"):
         local.pin("local", adapter, unreachable)
     assert not [c for c in adapter.calls if c[0] == "set_config"]
+
+
+def test_up_without_the_pulumi_cli_says_so_before_building_or_writing(repo):
+    def no_cli():
+        raise OpsError("the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/")
+
+    built = []
+    with pytest.raises(OpsError, match="the Pulumi CLI is not installed"):
+        local.up("local", Recorder(), ping=lambda: None, build=lambda c: built.append(c) or {}, cli=no_cli)
+    assert built == [] and not (repo / ".local").exists()
