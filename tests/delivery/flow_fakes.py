@@ -37,7 +37,7 @@ class RecordingStack:
     """The PulumiStack adapter's methods; records each call in order, changes nothing."""
 
     def __init__(self, outputs: dict[str, Any] | None = None, *, resources: list[dict[str, Any]] | None = None,
-                 events: list[Any] = (), up_error: str | None = None, refresh: RefreshOutcome | None = None):
+                 events: tuple[Any, ...] | list[Any] = (), up_error: str | None = None, refresh: RefreshOutcome | None = None):
         self.calls: list[tuple] = []
         self.outputs_value = outputs or {}
         self.resources_value = resources or []
@@ -308,7 +308,7 @@ class World:
 
     def _register_migration_revision(self, target_urns: Any) -> None:
         """What an up does to a migration task definition: a new revision with the set image."""
-        images = next((c[1] for c in reversed(self.stack.calls) if c[0] == "set_images"), {})
+        images: dict[str, str] = next((c[1] for c in reversed(self.stack.calls) if c[0] == "set_images"), {})
         for name, entry in self.deployed.outputs["services"].items():
             arn = entry.get("migration_task_definition_arn")
             if not arn or name not in images:
@@ -321,7 +321,7 @@ class World:
     def push_images(self) -> dict[str, str]:
         """A new image per service in its ECR repository: a new release's digests."""
         self._pushed += 1
-        images = {}
+        images: dict[str, str] = {}
         for name, ref in self.deployed.images.items():
             repo = ref.split("@")[0]
             pushed = self.clients.ecr.put_image(repositoryName=repo.split("/", 1)[1],
