@@ -21,6 +21,7 @@ every write (lock, ledger, stack config, up, run_task) is printed instead of mad
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import functools
 import json
@@ -170,8 +171,8 @@ def _locked(req: Request, config: StackConfig, clients: Any, ledger: Any, lock: 
         raise OpsError(f"release {release.id} of {req.stack} failed verification ({summary}); automatic "
                        f"rollback is off: `invoke rollback --stack {req.stack}` to go back")
     rollback = _auto_rollback(release, config, stack, clients, ledger, lock, deps, head, summary)
-    raise OpsError(f"release {release.id} of {req.stack} failed verification ({summary}); rolled back to the "
-                   f"images of {rollback.replaces_target} as release {rollback.release.id} "
+    raise OpsError(f"release {release.id} of {req.stack} failed verification ({summary}); rolled back to "
+                   f"release {rollback.replaces_target} as release {rollback.release.id} "
                    f"({'verified' if rollback.ok else 'the ROLLBACK ALSO FAILED verification'})")
 
 
@@ -184,6 +185,12 @@ class _Rollback:
 
 def _auto_rollback(failed: Any, config: StackConfig, stack: Any, clients: Any, ledger: Any, lock: Any,
                    deps: Deps, head: str, summary: str) -> _Rollback:
+    """Redeploy the last good release as a whole, as `invoke rollback` does (release_tree.py).
+
+    Its commit's program and stack config with its images; when that commit is not here, a
+    refusal that names why, before anything changes (the failed release stays recorded failed).
+    """
+    from ops.delivery import release_tree
     from ops.delivery.ledger import config_hash
 
     good = ledger.last_good(before=failed.id)
@@ -191,29 +198,42 @@ def _auto_rollback(failed: Any, config: StackConfig, stack: Any, clients: Any, l
         raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}) and there is no "
                        f"earlier verified release to roll back to: the stack runs the failed release; fix "
                        f"forward, or `invoke rollback --stack {failed.stack} --break-glass`")
-    images, notes = rollback_images(config, good, fallback=failed.images)
-    if images == failed.images:
-        raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}) with the digests of "
-                       f"the last good release {good.id}: the cause is the infrastructure change, not the images, "
-                       f"so there is nothing to roll back by digest; revert the commit and deploy again")
-    gone = deps.missing_digests(clients, images)
-    if gone:
-        raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}); the images of the "
-                       f"last good release {good.id} are no longer in ECR ({'; '.join(gone)}): roll back with "
-                       f"`invoke rollback --stack {failed.stack} --to <release>` or --break-glass")
-    release = ledger.begin(head, images, config_hash(config), "rollback", replaces=failed.id,
-                           notes=[f"automatic rollback of {failed.id} (verification failed) to the images of "
-                                  f"{good.id}", *notes])
-    lock.attach(release.id)
-    err.print(f"verification failed: rolling back to the images of {good.id} (release {release.id})", markup=False)
-    try:
-        stack.set_images(images)
-        _up(stack, failed.stack)
-        lock.renew()
-        report = verify_outputs(stack.outputs(), clients, config, deps)
-    except BaseException as exc:
-        _record_failure(ledger, release.id, exc)
-        raise
+    with contextlib.ExitStack() as scope:
+        try:
+            at = scope.enter_context(release_tree.at_commit(deps, good.git_sha, good.id))
+        except OpsError as exc:
+            raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}) and stays "
+                           f"recorded as failed; the automatic rollback to {good.id} is refused, nothing was "
+                           f"changed: {exc.message}") from None
+        elsewhere = at is not deps
+        target_config = at.load_config(failed.stack) if elsewhere else config
+        images, notes = rollback_images(target_config, good, fallback=failed.images)
+        if images == failed.images and not elsewhere:
+            raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}) with the digests "
+                           f"of the last good release {good.id}: the cause is the infrastructure change, not the "
+                           f"images, so there is nothing to roll back by digest; revert the commit and deploy again")
+        gone = deps.missing_digests(clients, images)
+        if gone:
+            raise OpsError(f"release {failed.id} of {failed.stack} failed verification ({summary}); the images of "
+                           f"the last good release {good.id} are no longer in ECR ({'; '.join(gone)}): roll back "
+                           f"with `invoke rollback --stack {failed.stack} --to <release>` or --break-glass")
+        if elsewhere:
+            notes.append(f"redeployed from {good.id}'s commit {good.git_sha[:12]}: its program, stack config and "
+                         f"images")
+            stack = at.pulumi().select(failed.stack)  # that commit's program, in its own tree
+        release = ledger.begin(at.git.sha() if elsewhere else head, images, config_hash(target_config), "rollback",
+                               replaces=failed.id, notes=[f"automatic rollback of {failed.id} (verification "
+                                                          f"failed) to {good.id}", *notes])
+        lock.attach(release.id)
+        err.print(f"verification failed: rolling back to release {good.id} (release {release.id})", markup=False)
+        try:
+            stack.set_images(images)
+            _up(stack, failed.stack)
+            lock.renew()
+            report = verify_outputs(stack.outputs(), clients, target_config, deps)
+        except BaseException as exc:
+            _record_failure(ledger, release.id, exc)
+            raise
     ledger.finish(release.id, "succeeded" if report.ok else "failed", verified=report.ok,
                   notes=[] if report.ok else [f"verification failed: {c.name}: {c.detail}"
                                               for c in report.checks if not c.ok])

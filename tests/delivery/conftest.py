@@ -238,12 +238,19 @@ def _manifest(service: str, revision: int) -> str:
     })
 
 
-def build_stack(aws: Clients, gateway_url: str, desired_count: int = RUNNING_TASKS) -> DeployedStack:
+def build_stack(aws: Clients, gateway_url: str, desired_count: int = RUNNING_TASKS,
+                images: dict[str, str] | None = None) -> DeployedStack:
     """ECS cluster + one service per name (task definitions at revisions 1 and 2, running 2), an ALB
     with a target group per service and two healthy targets each, health alarms, an ECR image each.
+
+    With `images` (service -> repo@digest already in ECR) it is what a first full `up` creates: no
+    repository or image of its own, one task definition revision per service running that image,
+    real security groups, and a VPC and migration task definitions moto's run_task accepts.
     """
     ec2 = getattr(aws, "ec2", None) or aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    if images is not None:
+        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # awsvpc ENIs need it
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")
                ["Subnet"]["SubnetId"] for i, az in enumerate("ab")]
     aws.elbv2.create_load_balancer(Name=f"{PREFIX}-gw", Subnets=subnets, Type="application")
@@ -251,27 +258,36 @@ def build_stack(aws: Clients, gateway_url: str, desired_count: int = RUNNING_TAS
 
     services: list[ServiceConfig] = []
     outputs_services: dict[str, Any] = {}
-    images: dict[str, str] = {}
+    built: dict[str, str] = {}
     revisions: dict[str, list[str]] = {}
     all_alarms: list[str] = []
     for index, name in enumerate(SERVICE_NAMES):
         full = f"{PREFIX}-{name}"
-        repo = aws.ecr.create_repository(repositoryName=full)["repository"]["repositoryUri"]
-        digest = aws.ecr.put_image(repositoryName=full, imageManifest=_manifest(name, 2),
-                                   imageTag="v2")["image"]["imageId"]["imageDigest"]
-        images[name] = f"{repo}@{digest}"
+        if images is None:
+            repo = aws.ecr.create_repository(repositoryName=full)["repository"]["repositoryUri"]
+            digest = aws.ecr.put_image(repositoryName=full, imageManifest=_manifest(name, 2),
+                                       imageTag="v2")["image"]["imageId"]["imageDigest"]
+            built[name] = f"{repo}@{digest}"
+            tags = [f"{repo}:v{rev}" for rev in (1, 2)]
+            security_group = f"sg-{index:017x}"
+        else:
+            built[name] = images[name]
+            repo, tags = images[name].split("@")[0], [images[name]]
+            security_group = ec2.create_security_group(GroupName=full, Description=f"{name} tasks",
+                                                       VpcId=vpc)["GroupId"]
         revisions[name] = [
             aws.ecs.register_task_definition(
                 family=full, requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
-                containerDefinitions=[{"name": name, "image": f"{repo}:v{rev}", "essential": True,
+                containerDefinitions=[{"name": name, "image": image, "essential": True,
                                        "portMappings": [{"containerPort": 8080}]}],
             )["taskDefinition"]["taskDefinitionArn"]
-            for rev in (1, 2)
+            for image in tags
         ]
         # A migration family whose name extends the service's: never a rollback target for it.
         migrate = aws.ecs.register_task_definition(
             family=f"{full}-migrate", requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256",
-            memory="512", containerDefinitions=[{"name": name, "image": f"{repo}:v2", "essential": True}],
+            memory="512", containerDefinitions=[{"name": name, "image": tags[-1], "essential": True,
+                                                 "memory": 512}],
         )["taskDefinition"]["taskDefinitionArn"]
         tg = aws.elbv2.create_target_group(Name=full, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip",
                                            HealthCheckPath="/health")["TargetGroups"][0]["TargetGroupArn"]
@@ -295,7 +311,7 @@ def build_stack(aws: Clients, gateway_url: str, desired_count: int = RUNNING_TAS
             "service_name": full,
             "target_group_arn": tg,
             "repository_url": repo,
-            "security_group_id": f"sg-{index:017x}",
+            "security_group_id": security_group,
             "task_definition_arn": revisions[name][-1],
             "migration_task_definition_arn": migrate,
             "migration_task_definition_urn": f"urn:pulumi:{STACK}::refarch::aws:ecs/taskDefinition:TaskDefinition::"
@@ -321,7 +337,7 @@ def build_stack(aws: Clients, gateway_url: str, desired_count: int = RUNNING_TAS
         "alert_topic_arn": f"arn:aws:sns:{REGION}:123456789012:{PREFIX}-alerts",
         "dashboard_name": PREFIX,
     }
-    return DeployedStack(outputs=outputs, services=services, images=images, cluster=cluster,
+    return DeployedStack(outputs=outputs, services=services, images=built, cluster=cluster,
                          task_definitions=revisions)
 
 

@@ -6,6 +6,7 @@ flow tests are the real modules against the moto server of tests/delivery/confte
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ class RecordingStack:
     """The PulumiStack adapter's methods; records each call in order, changes nothing."""
 
     def __init__(self, outputs: dict[str, Any] | None = None, *, resources: list[dict[str, Any]] | None = None,
-                 events: list[Any] = (), up_error: str | None = None, refresh: RefreshOutcome | None = None):
+                 events: tuple[Any, ...] | list[Any] = (), up_error: str | None = None, refresh: RefreshOutcome | None = None):
         self.calls: list[tuple] = []
         self.outputs_value = outputs or {}
         self.resources_value = resources or []
@@ -118,24 +119,43 @@ class FakeGit:
 
 
 class DockerRunner:
-    """A docker stand-in for the real Docker adapter: records argv, writes buildx's metadata file."""
+    """A docker stand-in for the real Docker adapter: records argv, writes buildx's metadata file.
 
-    def __init__(self, digest: str = DIGEST, returncode: int = 0, stderr: str = ""):
+    With `ecr` (a boto3 ECR client on moto) a `buildx build --push` really pushes: the image goes
+    into the repository its `--tag` names (which must exist, as in ECR) and the metadata file
+    carries the digest ECR gave it; `on_push(repository, tag)` runs just before.
+    """
+
+    def __init__(self, digest: str = DIGEST, returncode: int = 0, stderr: str = "", ecr: Any = None,
+                 on_push: Any = None):
         self.calls: list[tuple[list[str], str | None]] = []
         self.envs: list[dict[str, str] | None] = []
         self.digest, self.returncode, self.stderr = digest, returncode, stderr
+        self.ecr, self.on_push = ecr, on_push
+        self.pushed: dict[str, str] = {}  # repository URL -> digest ECR holds
 
     def __call__(self, argv: list[str], *, input: str | None = None, capture: bool = False,
                  env: dict[str, str] | None = None) -> Result:
         self.calls.append((list(argv), input))
         self.envs.append(env)
         if "--metadata-file" in argv:
-            data = {"containerimage.digest": self.digest} if self.digest else {}
+            digest = self._push(argv) if self.ecr is not None and "--push" in argv else self.digest
+            data = {"containerimage.digest": digest} if digest else {}
             Path(argv[argv.index("--metadata-file") + 1]).write_text(json.dumps(data))
         if argv[:5] == ["docker", "buildx", "imagetools", "inspect", "--raw"]:
             # What a docker-container builder pushes with SBOM and provenance: an image index.
             return Result(0, json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json"}), "")
         return Result(self.returncode, "", self.stderr)
+
+    def _push(self, argv: list[str]) -> str:
+        url, _, tag = argv[argv.index("--tag") + 1].rpartition(":")
+        if self.on_push:
+            self.on_push(url, tag)
+        # ECR's put_image fails with RepositoryNotFoundException for a repository that is not there.
+        pushed = self.ecr.put_image(repositoryName=url.split("/", 1)[1], imageTag=tag,
+                                    imageManifest=image_manifest(f"{url}:{tag}"))
+        self.pushed[url] = pushed["image"]["imageId"]["imageDigest"]
+        return self.pushed[url]
 
     @property
     def argvs(self) -> list[list[str]]:
@@ -189,11 +209,13 @@ STACK = "test"  # the conftest's deployed stack is named refarch-test-*
 
 
 def image_manifest(seed: str) -> str:
-    """A distinct minimal image manifest: moto's digest is the sha256 of these bytes."""
+    """A distinct minimal image manifest per seed: moto derives the digest from the layer digests."""
+    layer = "sha256:" + hashlib.sha256(seed.encode()).hexdigest()
     return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
                        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7,
-                                  "digest": "sha256:" + seed.encode().hex().ljust(64, "0")[:64]},
-                       "layers": []})
+                                  "digest": layer},
+                       "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 7,
+                                   "digest": layer}]})
 
 
 def stack_config(*, migrate: bool = False, protected: bool = False, rollback: bool = True,
@@ -286,7 +308,7 @@ class World:
 
     def _register_migration_revision(self, target_urns: Any) -> None:
         """What an up does to a migration task definition: a new revision with the set image."""
-        images = next((c[1] for c in reversed(self.stack.calls) if c[0] == "set_images"), {})
+        images: dict[str, str] = next((c[1] for c in reversed(self.stack.calls) if c[0] == "set_images"), {})
         for name, entry in self.deployed.outputs["services"].items():
             arn = entry.get("migration_task_definition_arn")
             if not arn or name not in images:
@@ -299,7 +321,7 @@ class World:
     def push_images(self) -> dict[str, str]:
         """A new image per service in its ECR repository: a new release's digests."""
         self._pushed += 1
-        images = {}
+        images: dict[str, str] = {}
         for name, ref in self.deployed.images.items():
             repo = ref.split("@")[0]
             pushed = self.clients.ecr.put_image(repositoryName=repo.split("/", 1)[1],

@@ -148,7 +148,7 @@ def test_failed_verification_rolls_back_to_the_previous_digests(clients, deploye
     assert (rollback.kind, rollback.outcome, rollback.verified) == ("rollback", "succeeded", True)
     assert (rollback.images, rollback.replaces) == (first.images, failed.id)
     assert world.ledger().current().id == rollback.id
-    assert f"rolled back to the images of {first.id}" in failure.value.message
+    assert f"rolled back to release {first.id}" in failure.value.message
     assert StackLock(clients, STACK, "me").holder() is None
 
 

@@ -78,7 +78,7 @@ def test_after_ecs_rolled_back_the_pipeline_makes_the_stack_say_what_runs_again(
     with pytest.raises(OpsError) as failure:
         world.deploy(new)
 
-    assert f"rolled back to the images of {good.id}" in failure.value.message and "verified" in failure.value.message
+    assert f"rolled back to release {good.id}" in failure.value.message and "verified" in failure.value.message
     history = world.ledger().history(limit=2)
     assert [(r.kind, r.outcome, r.verified) for r in history] == [("rollback", "succeeded", True),
                                                                   ("deploy", "failed", False)]
