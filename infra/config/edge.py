@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, field_validator
 
 from infra.config.base import Strict
-from infra.config.gateway import _DOMAIN
+from infra.config.gateway import domain_name
 
 if TYPE_CHECKING:
     from infra.config.stack import StackConfig
@@ -35,9 +35,7 @@ class EdgeConfig(Strict):
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
-        if value is not None and not _DOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a domain name (lowercase labels of letters, digits and '-')")
-        return value
+        return domain_name(value)
 
     @field_validator("certificate_arn")
     @classmethod

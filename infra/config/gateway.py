@@ -18,6 +18,14 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+[a-z]{2,63
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 
 
+def domain_name(value: str | None) -> str | None:
+    """A DNS name Route 53, ACM and CloudFront all accept (None passes: the field is optional)."""
+    if value is not None and not _DOMAIN.match(value):
+        raise ValueError(f"{value!r} is not a domain name (lowercase labels of letters, digits and '-', "
+                         f"each <= 63 characters, <= 253 in all)")
+    return value
+
+
 def host_pattern_problem(value: str) -> str | None:
     if len(value) > PATTERN_MAX:
         return f"host {value!r} is {len(value)} characters, an ALB host condition allows {PATTERN_MAX}"
@@ -45,10 +53,7 @@ class GatewayConfig(Strict):
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str | None) -> str | None:
-        if value is not None and not _DOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a domain name (lowercase labels of letters, digits and '-', "
-                             f"each <= 63 characters, <= 253 in all)")
-        return value
+        return domain_name(value)
 
     @field_validator("hosted_zone_id")
     @classmethod
