@@ -14,8 +14,6 @@ from ops.console import err, out
 from ops.errors import OpsError
 
 ROOT = Path(__file__).resolve().parents[1]
-# The cache user's name lives in the local cache layer; read here without importing pulumi_docker.
-CACHE_USER = "app"
 # The images `invoke up` just built, by service: the program reads them (infra/local/program.py), so a
 # rebuild replaces the container without writing machine-specific ids into the stack file.
 IMAGES_ENV = "REFARCH_LOCAL_IMAGES"
@@ -97,7 +95,7 @@ def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None,
     images = (build or (lambda cfg: _default_build(stack, cfg)))(config)
     os.environ[IMAGES_ENV] = json.dumps(images, sort_keys=True)
     directory = ROOT / config.local_target.secrets_dir
-    written = secrets.ensure(directory, CACHE_USER, sorted({k for s in config.services for k in s.secrets}))
+    written = secrets.ensure(directory, secrets.CACHE_USER, sorted({k for s in config.services for k in s.secrets}))
     for name in written:
         err.print(f"wrote {directory.relative_to(ROOT) / name} (in a 0700 directory; never in the Pulumi state)")
     adapter.select(stack, create=True)

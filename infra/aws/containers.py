@@ -9,12 +9,11 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import ServiceConfig
+from infra.config.services import IMAGE_USER
 
 if TYPE_CHECKING:
     from infra.aws.services import ServicesArgs
 
-# Matches the USER the service images are built with; ECS overrides the image's own USER anyway.
-APP_USER = "10001"
 # Seconds between SIGTERM and SIGKILL. The ALB has already drained the task by then (ECS stops
 # it only after deregistration), so this only has to cover closing connections and flushing.
 STOP_TIMEOUT = 30
@@ -94,7 +93,7 @@ class ContainerDefinitions:
             "name": name,
             "image": image,
             "essential": True,
-            "user": APP_USER,
+            "user": IMAGE_USER,  # ECS would otherwise trust the image
             "privileged": False,
             "readonlyRootFilesystem": svc.read_only_root_filesystem,
             "environment": [{"name": k, "value": env[k]} for k in sorted(env)],
@@ -141,7 +140,7 @@ class ContainerDefinitions:
             # Losing traces must never take the service down with it.
             "essential": False,
             "memoryReservation": ADOT_MEMORY_RESERVATION,
-            "user": APP_USER,
+            "user": IMAGE_USER,  # ECS would otherwise trust the image
             "privileged": False,
             "readonlyRootFilesystem": True,
             "logConfiguration": self.log_config(log_group, "otel"),

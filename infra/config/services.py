@@ -12,6 +12,9 @@ from infra.config.gateway import Route
 
 HEALTH_PATH = "/health/ready"  # contract C3: DB reachable; the load balancer's and the smoke's check
 ALB_HEALTH_PATH_MAX = 1024
+# The numeric USER the service images are built with (services/products/Dockerfile); both targets
+# run their containers as it.
+IMAGE_USER = "10001"
 ROUTES_PER_SERVICE = 10  # listener rule priorities are spaced this far apart per service
 RULE_PRIORITY_BASE = 100
 

@@ -14,11 +14,10 @@ import pulumi_docker as docker
 from infra.config import CacheConfig
 from infra.local import containers
 from infra.local.network import volume_labels
-from infra.local.secrets import CACHE_ACL, CACHE_APP, LocalSecrets
+from infra.local.secrets import CACHE_ACL, CACHE_APP, CACHE_USER, LocalSecrets
 
 PORT = 6379
 HOST = "cache"
-APP_USER = "app"
 DATA_DIR = "/data"  # the official image's, owned by its valkey user (999)
 
 
@@ -54,7 +53,7 @@ class LocalCache(pulumi.ComponentResource):
             mounts=containers.secret_mounts(args.secrets, [CACHE_ACL, CACHE_APP]),
             networks_advanced=containers.attach({"data": args.data_network}, [HOST]),
             healthcheck=containers.healthcheck(
-                ["CMD-SHELL", f'valkey-cli --no-auth-warning --user {APP_USER} --pass "$(cat {password})" ping'
+                ["CMD-SHELL", f'valkey-cli --no-auth-warning --user {CACHE_USER} --pass "$(cat {password})" ping'
                               " | grep -q PONG"],
                 interval=5, timeout=3, retries=10, start_period=5),
             wait=True, wait_timeout=60,
@@ -63,5 +62,5 @@ class LocalCache(pulumi.ComponentResource):
         )
         self.host = HOST
         self.port = PORT
-        self.user_name = APP_USER
+        self.user_name = CACHE_USER
         self.register_outputs({"host": self.host, "port": self.port})

@@ -16,6 +16,8 @@ DATABASE_MASTER = "database-master-password"
 DATABASE_APP = "database-app-password"
 CACHE_APP = "cache-app-password"
 CACHE_ACL = "cache-users.acl"
+# The cache user the ACL file defines and the services log in as (ElastiCache has its IAM user).
+CACHE_USER = "app"
 # The service's own secrets (`services[].secrets`): one file per variable, named after it.
 
 

@@ -15,13 +15,12 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config import ServiceConfig
+from infra.config.services import IMAGE_USER
 from infra.local import containers
 from infra.local.cache import LocalCache
 from infra.local.database import LocalDatabase
 from infra.local.secrets import CACHE_APP, DATABASE_APP, DATABASE_MASTER, LocalSecrets
 
-# The image's own non-root user (services/products/Dockerfile), as the ECS task runs it.
-APP_USER = "10001"
 COLLECTOR_HOST = "collector"
 OTLP_ENDPOINT = f"http://{COLLECTOR_HOST}:4317"
 # Fargate's cpu units: 1024 = one vCPU.
@@ -105,7 +104,7 @@ class LocalServices(pulumi.ComponentResource):
     def _base(self, svc: ServiceConfig, image: str, env: dict[str, str], files: list[str]) -> dict[str, Any]:
         return containers.hardened(
             image=image,
-            user=APP_USER,
+            user=IMAGE_USER,
             read_only=svc.read_only_root_filesystem,
             tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"} if svc.read_only_root_filesystem else None,
             envs=[f"{k}={env[k]}" for k in sorted(env)],
