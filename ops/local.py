@@ -30,7 +30,7 @@ def build_images(stack: str, config: Any, docker: Any, engine: Any, git: Any,
                  base_image: str | None = None) -> dict[str, str]:
     """Each `build` service built for this machine's architecture, loaded into the engine (no push):
     service -> the engine's image id."""
-    from datetime import UTC, datetime
+    from ops.delivery import commit_created
 
     epoch = git.commit_time()
     images = {}
@@ -40,7 +40,7 @@ def build_images(stack: str, config: Any, docker: Any, engine: Any, git: Any,
         repository = f"refarch-{stack}/{svc.name}"
         docker.buildx_build(context=svc.build, repository=repository, git_sha=git.sha(),
                             architecture=host_architecture(), source_url=None,
-                            created=datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            created=commit_created(epoch),
                             push=False, tag=LOCAL_TAG, base_image=base_image, source_date_epoch=epoch)
         images[svc.name] = engine.images.get(f"{repository}:{LOCAL_TAG}").id
         err.print(f"{svc.name}: built {repository}:{LOCAL_TAG} ({images[svc.name][:19]})")
@@ -123,11 +123,11 @@ def _default_build(stack: str, config: Any) -> dict[str, str]:
 
 
 def down(stack: str, adapter: Adapter) -> None:
-    _local_config(stack)
+    config = _local_config(stack)
     adapter.select(stack)
     adapter.destroy()
     out.print(f"{stack}: every container, network and volume removed (secrets kept in "
-              f"{_local_config(stack).local_target.secrets_dir})")
+              f"{config.local_target.secrets_dir})")
 
 
 def pin(stack: str, adapter: Any, registry: Any) -> dict[str, str]:

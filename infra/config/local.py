@@ -23,6 +23,11 @@ DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 IMAGE_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
+def render(ref: str, *, major: str, version: str) -> str:
+    """An image reference with the data tier's versions filled in (`{major}`, `{version}`)."""
+    return ref.replace("{major}", major).replace("{version}", version)
+
+
 def _image(value: str) -> str:
     if not IMAGE_REF.match(value):
         raise ValueError(f"{value!r} is not an image reference (name[:tag][@sha256:<digest>])")
@@ -42,7 +47,9 @@ class LocalImages(Strict):
     @field_validator("*")
     @classmethod
     def _refs(cls, value: str) -> str:
-        return _image(value.replace("{major}", "16").replace("{version}", "8.0"))
+        # Checked as it will render; kept as written, so `image()` fills in the stack's own versions.
+        _image(render(value, major="16", version="8.0"))
+        return value
 
 
 class LocalConfig(Strict):
@@ -75,5 +82,4 @@ class LocalConfig(Strict):
         return out
 
     def image(self, name: str, *, major: str = "", version: str = "") -> str:
-        ref: str = getattr(self.images, name)
-        return ref.replace("{major}", major).replace("{version}", version)
+        return render(getattr(self.images, name), major=major, version=version)

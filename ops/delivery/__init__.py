@@ -20,6 +20,11 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def commit_created(epoch: int) -> str:
+    """An image's `created` label: its commit's time, so two builds of one commit carry the same."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass
 class Deps:
     """Every seam a delivery flow touches; `default_deps()` wires the real ones."""

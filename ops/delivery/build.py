@@ -13,7 +13,7 @@ from typing import Any
 
 from infra.config import StackConfig
 from ops import console
-from ops.delivery import Deps, manifest, utc_now
+from ops.delivery import Deps, commit_created, manifest, utc_now
 from ops.errors import OpsError
 
 
@@ -61,7 +61,7 @@ def run(stack: str, *, service: str | None = None, push: bool = False, allow_dir
         source = deps.git.remote_url()
         # The commit's time, not the build's: two builds of one commit carry identical metadata.
         epoch = deps.git.commit_time()
-        created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        created = commit_created(epoch)
         images: dict[str, str] = {}
         for svc in targets:
             digest = docker.buildx_build(context=svc.build, repository=repos[svc.name], git_sha=sha,

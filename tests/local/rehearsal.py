@@ -63,7 +63,7 @@ class Rehearsal:
         inputs = resource["inputs"]
         mounts = [Mount(target=m["target"], source=m["source"], type=m["type"], read_only=bool(m.get("readOnly")))
                   for m in inputs.get("mounts", [])]
-        mounts += [Mount(target=v["containerPath"], source=self.name(_volume_name(self.synth, v["volumeName"])),
+        mounts += [Mount(target=v["containerPath"], source=self.name(v["volumeName"]),
                          type="volume") for v in inputs.get("volumes", [])]
         networks = inputs.get("networksAdvanced", [])
         kwargs: dict[str, Any] = {
@@ -131,9 +131,3 @@ class Rehearsal:
 
 def _labels(inputs: dict[str, Any]) -> dict[str, str]:
     return {item["label"]: item["value"] for item in inputs.get("labels", [])}
-
-
-def _volume_name(synth: Synth, reference: str) -> str:
-    # Under the mocks a volume's name output is its input name.
-    return reference
-
