@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,19 @@ from pulumi.automation import events as ev
 from ops.delivery.docker_adapter import Docker, Result
 from ops.delivery.pulumi_adapter import RefreshOutcome
 from ops.errors import OpsError
+
 from tests.delivery.ecs_records import EcsRecords
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# A committer for test repositories, whatever the machine's git config says.
+GIT_IDENTITY = ("-c", "user.email=t@example.com", "-c", "user.name=t")
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in a test repository; its stripped standard output."""
+    return subprocess.run(["git", *GIT_IDENTITY, *args], cwd=repo, check=True, capture_output=True,
+                          text=True).stdout.strip()
 DIGEST = "sha256:" + "ab" * 32
 
 

@@ -3,7 +3,6 @@ does: its commit's program and stack config (a git worktree) with its images, or
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,7 @@ from ops.delivery.git import Git
 from ops.delivery.ledger import config_hash
 from ops.delivery.lock import StackLock
 from ops.errors import OpsError
-from tests.delivery.flow_fakes import STACK, World
-
-IDENTITY = ("-c", "user.email=t@example.com", "-c", "user.name=t")
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *IDENTITY, *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout.strip()
+from tests.delivery.flow_fakes import STACK, World, git
 
 
 def _stack_file(az_count: int) -> str:
@@ -41,13 +33,13 @@ def repo(tmp_path):
     """A clone whose older commit has three AZs in the stack file and whose HEAD has two."""
     repo = tmp_path / "repo"
     (repo / "stacks").mkdir(parents=True)
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     (repo / "stacks" / f"Pulumi.{STACK}.yaml").write_text(_stack_file(3))
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "three AZs")
-    old = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "three AZs")
+    old = git(repo, "rev-parse", "HEAD")
     (repo / "stacks" / f"Pulumi.{STACK}.yaml").write_text(_stack_file(2))
-    _git(repo, "commit", "-q", "-am", "two AZs")
+    git(repo, "commit", "-q", "-am", "two AZs")
     return repo, old
 
 
@@ -108,13 +100,13 @@ def test_the_failed_deploy_rolls_back_to_the_previous_commits_tree(clients, depl
     assert back.config_hash == config_hash(_config_of(repo, old)) != config_hash(world.config)
     assert f"redeployed from {good.id}'s commit {old[:12]}: its program, stack config and images" in back.notes
     assert f"rolled back to release {good.id} as release {back.id} (verified)" in failure.value.message
-    assert len(_git(repo, "worktree", "list").splitlines()) == 1
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
     assert StackLock(clients, STACK, "me").holder() is None
 
 
 def _config_of(repo: Path, sha: str) -> Any:
     path = repo.parent / "at-commit.yaml"
-    path.write_text(_git(repo, "show", f"{sha}:stacks/Pulumi.{STACK}.yaml") + "\n")
+    path.write_text(git(repo, "show", f"{sha}:stacks/Pulumi.{STACK}.yaml") + "\n")
     return stackfile.load(STACK, path)
 
 
@@ -139,5 +131,5 @@ def test_a_previous_release_whose_commit_is_not_here_is_refused_and_nothing_is_h
     failed, before = world.ledger().history()
     assert (failed.outcome, failed.verified, failed.images) == ("failed", False, new)
     assert before.id == good.id and before.outcome == "succeeded"
-    assert len(_git(repo, "worktree", "list").splitlines()) == 1
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
     assert StackLock(clients, STACK, "me").holder() is None

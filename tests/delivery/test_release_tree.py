@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,11 @@ import pytest
 from ops.delivery import release_tree
 from ops.delivery.git import Git
 from ops.errors import OpsError
-from tests.delivery.flow_fakes import make_deps
+from tests.delivery.flow_fakes import git, make_deps
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture
@@ -29,14 +26,14 @@ def repo(tmp_path):
     (repo / ".gitignore").write_text(".venv/\n")
     source = (ROOT / "stacks" / "Pulumi.dev.yaml").read_text()
     assert "    az_count: 2" in source
-    _git(repo, "init", "-q")
-    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "root")
+    git(repo, "init", "-q")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "root")
     (repo / "stacks" / "Pulumi.dev.yaml").write_text(source.replace("    az_count: 2", "    az_count: 3"))
-    _git(repo, "add", ".")
-    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-m", "three AZs")
-    old = _git(repo, "rev-parse", "HEAD")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "three AZs")
+    old = git(repo, "rev-parse", "HEAD")
     (repo / "stacks" / "Pulumi.dev.yaml").write_text(source)
-    _git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "-am", "two AZs")
+    git(repo, "commit", "-q", "-am", "two AZs")
     return repo, old
 
 
@@ -61,13 +58,13 @@ def test_the_release_commit_is_checked_out_with_its_own_stack_config_then_remove
         assert seen["work_dir"] == tree  # the Pulumi program of that commit
         assert (tree / ".venv").is_symlink() and at.git.dirty_paths() == []  # the link is not a change
     assert not tree.exists()
-    assert len(_git(repo, "worktree", "list").splitlines()) == 1  # only the clone itself
+    assert len(git(repo, "worktree", "list").splitlines()) == 1  # only the clone itself
 
 
 def test_the_current_commit_needs_no_tree(repo):
     repo, _ = repo
     deps, _ = _deps(repo)
-    with release_tree.at_commit(deps, _git(repo, "rev-parse", "HEAD"), "r") as at:
+    with release_tree.at_commit(deps, git(repo, "rev-parse", "HEAD"), "r") as at:
         assert at is deps
 
 
@@ -79,4 +76,4 @@ def test_a_commit_this_clone_does_not_have_is_refused_with_the_reason(repo):
                                        f"have: fetch it .*never its images on another commit's program"):
         with release_tree.at_commit(deps, missing, "R"):
             pass
-    assert len(_git(repo, "worktree", "list").splitlines()) == 1
+    assert len(git(repo, "worktree", "list").splitlines()) == 1
