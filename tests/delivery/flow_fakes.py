@@ -18,7 +18,6 @@ from pulumi.automation import events as ev
 from ops.delivery.docker_adapter import Docker, Result
 from ops.delivery.pulumi_adapter import RefreshOutcome
 from ops.errors import OpsError
-
 from tests.delivery.ecs_records import EcsRecords
 
 ROOT = Path(__file__).resolve().parents[2]
