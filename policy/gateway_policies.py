@@ -121,7 +121,7 @@ def _waf_rule_groups(args: ResourceValidationArgs) -> Iterator[str]:
     missing = [group for group in REQUIRED_RULE_GROUPS if group not in blocking]
     if missing:
         yield (f"Web ACL '{args.name}' does not block with {', '.join(missing)}. Add the AWS managed rule "
-               "group(s) with override_action none (gateway.py MANAGED_RULE_GROUPS).")
+               "group(s) with override_action none (infra/aws/waf.py MANAGED_RULE_GROUPS).")
 
 
 def _waf_logging(stack: Stack) -> Iterator[Finding]:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.aws.gateway import Gateway, _visibility, waf_logging, waf_rules
+from infra.aws.gateway import Gateway
+from infra.aws.waf import visibility, waf_logging, waf_rules
 from infra.aws.web_client import WebClient
 from infra.config import StackConfig
 from infra.config.deployment import TEST_HEADER
@@ -74,7 +75,7 @@ class Edge(pulumi.ComponentResource):
             region=EDGE_REGION,
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
             rules=waf_rules(f"{prefix}-edge", cfg.edge.waf_rate_limit),
-            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**_visibility(f"{prefix}-edge-acl")),
+            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**visibility(f"{prefix}-edge-acl")),
             tags=self._tags(f"{prefix}-edge-acl"),
             opts=child,
         )

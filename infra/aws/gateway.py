@@ -10,11 +10,11 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.aws.waf import visibility, waf_logging, waf_rules
 from infra.config import GatewayConfig, naming
 from infra.tags import with_name
 
@@ -23,21 +23,9 @@ from infra.tags import with_name
 CLOUDFRONT_ORIGIN_FACING = "com.amazonaws.global.cloudfront.origin-facing"
 # TLS 1.3 with 1.2 as the floor: AWS's recommended policy, no CBC or SHA-1 suites.
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-# Lower priorities are evaluated first: the cheap rate limit and reputation list before the
-# rule sets that inspect request contents. Known bad inputs covers Log4Shell-style payloads.
-MANAGED_RULE_GROUPS = (
-    ("AWSManagedRulesAmazonIpReputationList", 10),
-    ("AWSManagedRulesCommonRuleSet", 20),
-    ("AWSManagedRulesKnownBadInputsRuleSet", 30),
-    ("AWSManagedRulesSQLiRuleSet", 40),
-)
-# Credentials never reach the WAF logs: WAF writes these headers' values as REDACTED. WAF wants
-# header names in lower case.
-REDACTED_HEADERS = ("authorization", "cookie")
 # A deleted or overwritten access log stays recoverable this long. Expiry itself also leaves a
 # noncurrent version behind: a short window keeps storage close to the retention period.
 NONCURRENT_LOG_DAYS = 30
-RATE_LIMIT_PRIORITY = 0
 
 
 @dataclass
@@ -224,7 +212,7 @@ class Gateway(pulumi.ComponentResource):
         account = aws.get_caller_identity_output(opts=invoke).account_id
         region = aws.get_region_output(opts=invoke).region
         # Bucket names are global: the account and region make this one unique without a random suffix.
-        bucket_name = pulumi.Output.all(account, region).apply(lambda v: _bucket_name(prefix, *v))
+        bucket_name = pulumi.Output.all(account, region).apply(lambda v: naming.access_log_bucket(prefix, *v))
         bucket = aws.s3.Bucket(
             f"{name}-access-logs",
             bucket=bucket_name,
@@ -309,7 +297,7 @@ class Gateway(pulumi.ComponentResource):
             scope="REGIONAL",
             default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
             rules=waf_rules(prefix, cfg.waf_rate_limit),
-            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**_visibility(f"{prefix}-web-acl")),
+            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(**visibility(f"{prefix}-web-acl")),
             tags=self._tags(f"{prefix}-web-acl"),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -324,70 +312,6 @@ class Gateway(pulumi.ComponentResource):
         return acl.arn
 
 
-def waf_rules(prefix: str, rate_limit: int) -> list[aws.wafv2.WebAclRuleArgs]:
-    """The per-IP rate limit and the managed rule groups, for the edge's web ACL or a regional one."""
-    rules = [aws.wafv2.WebAclRuleArgs(
-        name="rate-limit-per-ip",
-        priority=RATE_LIMIT_PRIORITY,
-        action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
-        statement=aws.wafv2.WebAclRuleStatementArgs(
-            rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                limit=rate_limit, aggregate_key_type="IP", evaluation_window_sec=300,
-            ),
-        ),
-        visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-rate-limit")),
-    )]
-    for group, priority in MANAGED_RULE_GROUPS:
-        rules.append(aws.wafv2.WebAclRuleArgs(
-            name=group,
-            priority=priority,
-            # none: keep the group's own block actions (count would only observe).
-            override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                none=aws.wafv2.WebAclRuleOverrideActionNoneArgs(),
-            ),
-            statement=aws.wafv2.WebAclRuleStatementArgs(
-                managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                    name=group, vendor_name="AWS",
-                ),
-            ),
-            visibility_config=aws.wafv2.WebAclRuleVisibilityConfigArgs(**_visibility(f"{prefix}-{group}")),
-        ))
-    return rules
-
-
-def waf_logging(parent: pulumi.Resource, name: str, acl: aws.wafv2.WebAcl, *, group_name: str,
-                kms_key_arn: pulumi.Input[str], retention_days: int, tags: dict[str, str],
-                region: str | None = None) -> aws.cloudwatch.LogGroup:
-    """WAF logs to a KMS-encrypted group, credentials redacted (the security floor, docs/security.md).
-
-    WAF delivers only to groups named aws-waf-logs-* in the web ACL's region; the account's
-    AWSWAF-LOGS resource policy (ci/bootstrap) lets it write there.
-    """
-    group = aws.cloudwatch.LogGroup(
-        f"{name}-waf-logs",
-        name=group_name,
-        retention_in_days=retention_days,
-        kms_key_id=kms_key_arn,
-        region=region,
-        tags=tags,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    aws.wafv2.WebAclLoggingConfiguration(
-        f"{name}-waf-logging",
-        resource_arn=acl.arn,
-        log_destination_configs=[group.arn],
-        redacted_fields=[
-            aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
-                single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header),
-            )
-            for header in REDACTED_HEADERS
-        ],
-        region=region,
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    return group
-
-
 def _not_found() -> aws.lb.ListenerDefaultActionArgs:
     # Anything no service claims gets a plain 404 from the ALB, never some service's catch-all.
     return aws.lb.ListenerDefaultActionArgs(
@@ -396,15 +320,6 @@ def _not_found() -> aws.lb.ListenerDefaultActionArgs:
             content_type="text/plain", message_body="Not Found", status_code="404",
         ),
     )
-
-
-def _visibility(metric: str) -> dict[str, Any]:
-    # Metrics and sampled requests on: a blocked customer can be explained from the console.
-    return {"cloudwatch_metrics_enabled": True, "metric_name": metric, "sampled_requests_enabled": True}
-
-
-def _bucket_name(prefix: str, account: str, region: str) -> str:
-    return naming.access_log_bucket(prefix, account, region)
 
 
 def _access_log_policy(bucket_arn: str, account: str, elb_account_arn: str) -> dict:
