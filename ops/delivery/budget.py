@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from infra.config import StackConfig
 
-# The bounds the code sets (deploy.MIGRATION_TIMEOUT_SECONDS, verify.verify's defaults, the ECS
+# The bounds the code sets (migrations.MIGRATION_TIMEOUT_SECONDS, verify.verify's defaults, the ECS
 # service's custom timeout in infra/aws/deployment.py): repeated here as minutes, checked in tests.
 MIGRATION_MINUTES = 30
 STABLE_MINUTES = 15

@@ -275,3 +275,12 @@ class UpProgress:
 
 def _op(meta: Any) -> str:
     return str(getattr(meta.op, "value", meta.op))
+
+
+def full_up(stack: Any, name: str) -> Any:
+    """A whole `up` of the selected stack, its progress on the console."""
+    progress = UpProgress(f"up {name}")
+    try:
+        return stack.up(on_event=progress)
+    finally:
+        progress.close()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import inspect
 
 from infra.aws import deployment
-from ops.delivery import budget, deploy, verify
+from ops.delivery import budget, migrations, verify
 
 
 def test_the_budget_uses_the_timeouts_the_code_sets():
-    assert budget.MIGRATION_MINUTES * 60 == deploy.MIGRATION_TIMEOUT_SECONDS
+    assert budget.MIGRATION_MINUTES * 60 == migrations.MIGRATION_TIMEOUT_SECONDS
     defaults = inspect.signature(verify.verify).parameters
     assert budget.STABLE_MINUTES * 60 == defaults["stable_timeout"].default
     assert budget.HEALTH_MINUTES * 60 == defaults["health_timeout"].default
