@@ -8,7 +8,8 @@ import types
 import pulumi
 import pytest
 
-from infra.aws.monitoring import Monitoring, MonitoringArgs, instance_memory_bytes, max_connections
+from infra.aws.alarm_rules import instance_memory_bytes, max_connections
+from infra.aws.monitoring import Monitoring, MonitoringArgs
 from infra.config import StackConfig, parse
 from infra.tags import base_tags
 from ops import stackfile
