@@ -52,6 +52,7 @@ class Adapter(Protocol):
     def up(self, target_urns: list[str] | None = None, on_event: Any = None) -> Any: ...
     def destroy(self, on_event: Any = None) -> Any: ...
     def outputs(self) -> dict[str, Any]: ...
+    def set_config(self, key: str, value: str, path: bool = False) -> None: ...
 
 
 def _local_config(stack: str):
@@ -130,7 +131,7 @@ def down(stack: str, adapter: Adapter) -> None:
               f"{config.local_target.secrets_dir})")
 
 
-def pin(stack: str, adapter: Any, registry: Any) -> dict[str, str]:
+def pin(stack: str, adapter: Adapter, registry: Callable[[str], str]) -> dict[str, str]:
     """`invoke local-pin`: each platform image of the local stack resolved to its digest in its
     registry and written back to the stack file (`refarch:local.images.<name>`), for a user who can
     reach the registries. `registry(ref)` returns the digest (`sha256:...`) the registry holds."""

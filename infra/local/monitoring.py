@@ -20,6 +20,8 @@ from infra.local.services import COLLECTOR_HOST
 COLLECTOR_CONFIG_ENV = "OTELCOL_CONFIG"
 JAEGER_HOST = "jaeger"
 JAEGER_UI_PORT = 16686
+# The non-root UID both official images (collector-contrib, Jaeger all-in-one) are built to run as.
+TELEMETRY_USER = "10001"
 
 COLLECTOR_CONFIG = f"""\
 receivers:
@@ -61,7 +63,7 @@ class LocalMonitoring(pulumi.ComponentResource):
                                              keep_locally=True, opts=child)
         self.ui = docker.Container(
             f"{name}-ui",
-            **containers.hardened(read_only=True, user="10001"),
+            **containers.hardened(read_only=True, user=TELEMETRY_USER),
             name=f"{args.name_prefix}-jaeger",
             image=ui_image.image_id,
             envs=["COLLECTOR_OTLP_ENABLED=true", "SPAN_STORAGE_TYPE=memory"],
@@ -74,7 +76,7 @@ class LocalMonitoring(pulumi.ComponentResource):
         )
         self.collector = docker.Container(
             f"{name}-collector",
-            **containers.hardened(read_only=True, user="10001"),
+            **containers.hardened(read_only=True, user=TELEMETRY_USER),
             name=f"{args.name_prefix}-collector",
             image=collector_image.image_id,
             command=[f"--config=env:{COLLECTOR_CONFIG_ENV}"],
