@@ -5,6 +5,7 @@ production-safe choice; a stack opts out explicitly (dev says `multi_az: false`,
 `multi_az: true`). Unknown keys are errors so that a typo never falls back silently to a default.
 """
 
+from infra.config.auth import AuthConfig, CognitoConfig
 from infra.config.base import (
     BUILD_CACHE_TAG,
     ENVIRONMENTS,
@@ -25,7 +26,7 @@ from infra.config.stack import CrossFieldError, StackConfig
 
 __all__ = [
     "BUILD_CACHE_TAG", "ENVIRONMENTS", "FARGATE_SIZES", "LOG_RETENTION_DAYS", "MAX_AZS", "PROJECT",
-    "CacheConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "GatewayConfig",
+    "AuthConfig", "CacheConfig", "CognitoConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "GatewayConfig",
     "HealthCheck", "MonitoringConfig", "NetworkConfig", "Route", "ServiceConfig", "StackConfig", "Strict",
     "UsageConfig", "parse",
 ]

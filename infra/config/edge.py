@@ -55,7 +55,11 @@ def viewer_domain(config: StackConfig) -> str | None:
 
 
 def edge_problems(config: StackConfig) -> list[str]:
-    """Rules spanning edge and gateway: a viewer domain needs a certificate or a zone to issue one."""
+    """Rules spanning edge and gateway: a viewer domain needs a certificate or a zone to issue one.
+
+    A cached route may have auth: jwt: the token guards its writes, and CloudFront caches only GET and
+    HEAD answers, which are public (infra/config/auth.py).
+    """
     problems: list[str] = []
     edge, gateway = config.edge, config.gateway
     domain = viewer_domain(config)
@@ -65,16 +69,7 @@ def edge_problems(config: StackConfig) -> list[str]:
     for i, svc in enumerate(config.services):
         for j, route in enumerate(svc.routes):
             where = f"services[{i}].routes[{j}]"
-            if route.cache_seconds and route.auth == "jwt":
-                problems.append(f"{where}: auth: jwt with cache_seconds {route.cache_seconds}: the edge would serve "
-                                f"one caller's authenticated response to others; cache only public routes")
             if route.cache_seconds and route.host:
                 problems.append(f"{where}: cache_seconds on a host route ({route.host}): CloudFront behaviours match "
                                 f"paths only")
-            if route.auth == "jwt" and not route.auth_enforced_by:
-                # Refused rather than accepted and silently unenforced (docs/edge.md, "Authentication").
-                reason = ("the ALB has no HTTPS listener for its jwt-validation action (gateway.certificate_arn or "
-                          "gateway.domain)" if not gateway.tls else
-                          "this program does not put the ALB's jwt-validation action on listener rules yet")
-                problems.append(f"{where}: auth: jwt: {reason}; set auth_enforced_by to what verifies the token")
     return problems

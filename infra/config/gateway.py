@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config.auth import scope_problem
 from infra.config.base import Strict
 
 # ALB condition rules (Elastic Load Balancing: listener rule conditions).
@@ -89,10 +90,13 @@ CACHE_SECONDS_MAX = 31_536_000  # CloudFront's largest TTL (one year)
 class Route(Strict):
     path: str = "/*"
     host: str | None = None
-    # jwt: the ALB verifies a bearer token (RS256) before forwarding; none: public.
+    # jwt: write methods (POST, PUT, PATCH, DELETE) need a bearer token (RS256) from the stack's issuer
+    # (refarch:auth) carrying `scopes`; reads stay public. none: everything public.
     auth: Literal["none", "jwt"] = "none"
-    # Where auth: jwt is enforced when the ALB has no HTTPS listener (say, by the service itself).
-    auth_enforced_by: str | None = None
+    # Who checks the token: the ALB's jwt-validation action (HTTPS listener, rolling deployments) or
+    # the service itself (infra/config/auth.py says where each is possible).
+    auth_enforced_by: Literal["alb", "service"] | None = None
+    scopes: list[str] = []  # all required, in the token's space-separated `scope` claim
     # > 0: CloudFront caches GET/HEAD answers this long at most (the TTL caps the origin's Cache-Control).
     cache_seconds: Annotated[int, Field(ge=0, le=CACHE_SECONDS_MAX)] = 0
     cache_query_string: bool = True  # the query string is part of the cache key (and reaches the origin)
@@ -107,6 +111,24 @@ class Route(Strict):
         if not _PATH_CHARS.match(value):
             raise ValueError(f"path {value!r} may hold only letters, digits and _-.$/~\"'@:+&*? (ALB path condition)")
         return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        for scope in value:
+            problem = scope_problem(scope)
+            if problem:
+                raise ValueError(problem)
+        if len(set(value)) != len(value):
+            raise ValueError(f"scopes {value} names a scope twice")
+        return value
+
+    @model_validator(mode="after")
+    def _auth_fields(self) -> Route:
+        if self.auth == "none" and (self.auth_enforced_by or self.scopes):
+            extra = "auth_enforced_by" if self.auth_enforced_by else "scopes"
+            raise ValueError(f"{extra} applies to auth: jwt only (this route is auth: none)")
+        return self
 
     @field_validator("host")
     @classmethod

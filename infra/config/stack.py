@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config.auth import AuthConfig, auth_problems
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.deployment import routing_problems
@@ -39,6 +40,7 @@ class StackConfig(Strict):
     network: NetworkConfig = NetworkConfig()
     gateway: GatewayConfig = GatewayConfig()
     edge: EdgeConfig = EdgeConfig()
+    auth: AuthConfig = AuthConfig()  # the token issuer of routes with auth: jwt
     services: Annotated[list[ServiceConfig], Field(min_length=1)]
     database: DatabaseConfig = DatabaseConfig()
     cache: CacheConfig = CacheConfig()
@@ -104,6 +106,7 @@ class StackConfig(Strict):
         problems += self._target_problems()
         problems += routing_problems(self.delivery.deployment, self.services)
         problems += edge_problems(self)
+        problems += auth_problems(self)
         rules = listener_rules(self.delivery.deployment, self.services)
         if rules > LISTENER_RULES_MAX:
             problems.append(f"services: {rules} listener rules (production and test rules included), an ALB "

@@ -215,28 +215,7 @@ def test_synth_is_deterministic_with_the_edge():
     assert a.to_json() == b.to_json()
 
 
-@pytest.mark.parametrize(("stack", "reason"), [
-    ("dev", "the ALB has no HTTPS listener"),
-    ("prod", "does not put the ALB's jwt-validation action on listener rules yet"),
-])
-def test_auth_jwt_is_refused_rather_than_left_unenforced(config_of, stack, reason):
-    from infra.config import ConfigError
-
-    svc = config_of(stack).services[0].model_dump(mode="json", exclude_defaults=True)
-    routes = [{"path": "/products*", "auth": "jwt"}]
-    with pytest.raises(ConfigError, match=re.escape(reason)):
-        config_of(stack, services=[{**svc, "routes": routes}])
-    enforced = [{"path": "/products*", "auth": "jwt", "auth_enforced_by": "the service verifies tokens itself"}]
-    assert config_of(stack, services=[{**svc, "routes": enforced}]).services[0].routes[0].auth == "jwt"
-
-
-def test_a_cached_route_cannot_require_a_token(config_of):
-    from infra.config import ConfigError
-
-    svc = config_of("dev").services[0].model_dump(mode="json", exclude_defaults=True)
-    routes = [{"path": "/products*", "auth": "jwt", "auth_enforced_by": "service", "cache_seconds": 30}]
-    with pytest.raises(ConfigError, match="serve one caller's authenticated response to others"):
-        config_of("dev", services=[{**svc, "routes": routes}])
+# Where auth: jwt can be enforced (and why a cached route may have it): tests/config/test_auth_config.py.
 
 
 def test_a_stack_outside_us_east_1_gets_a_viewer_certificate_issued_in_us_east_1(config_of):
