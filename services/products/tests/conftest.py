@@ -514,3 +514,111 @@ def serving(settings: Settings) -> Iterator[str]:
 def serve() -> Callable[[Settings], contextlib.AbstractContextManager[str]]:
     """``serving`` as a fixture: test modules cannot import conftest (importlib import mode)."""
     return serving
+
+
+# --- a token issuer: an RSA key made here, its JWKS served over real HTTP ----------------------
+
+
+class TestIssuer:
+    """Signs tokens with keys generated in the test and serves their JWKS on 127.0.0.1."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "test-key-1"
+        self.fetches = 0
+        self.available = True
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}/issuer"
+        self.jwks_url = f"http://127.0.0.1:{self.port}/.well-known/jwks.json"
+        self.client_id = "test-client"
+        self._server: Any = None
+
+    def jwks(self) -> dict[str, Any]:
+        import json
+
+        from jwt.algorithms import RSAAlgorithm
+
+        jwk = json.loads(RSAAlgorithm.to_jwk(self.key.public_key()))
+        return {"keys": [{**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}]}
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": self.client_id,
+            "client_id": self.client_id,
+            "token_use": "access",
+            "scope": "products/write",
+            "iat": now,
+            "exp": now + 3600,
+            "jti": str(uuid.uuid4()),
+        }
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def token(self, key: Any = None, kid: str | None = None, **overrides: Any) -> str:
+        import jwt
+
+        return jwt.encode(
+            self.claims(**overrides),
+            key or self.key,
+            algorithm="RS256",
+            headers={"kid": kid or self.kid},
+        )
+
+    def settings(self, **overrides: Any) -> Any:
+        from products.config import AuthSettings
+
+        fields = {
+            "issuer": self.issuer,
+            "jwks_url": self.jwks_url,
+            "audience": self.client_id,
+            "write_scopes": ("products/write",),
+            "jwks_timeout_seconds": 1.0,
+        }
+        return AuthSettings(**{**fields, **overrides})
+
+    def start(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path != "/.well-known/jwks.json" or not issuer.available:
+                    self.send_error(404 if issuer.available else 503)
+                    return
+                issuer.fetches += 1
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, name="jwks", daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+@pytest.fixture
+def issuer() -> Iterator[TestIssuer]:
+    test_issuer = TestIssuer()
+    test_issuer.start()
+    try:
+        yield test_issuer
+    finally:
+        test_issuer.stop()

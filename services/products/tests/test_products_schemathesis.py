@@ -2,10 +2,13 @@
 real PostgreSQL and Redis: every check, every phase (examples, coverage, fuzzing, stateful).
 
 Zero failures is the contract: the schema says exactly what the server accepts and answers.
+It runs the way staging and prod do: writes need a bearer token (a test issuer's JWKS over HTTP),
+so the `ignored_auth` check also proves a write without the token is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -18,9 +21,10 @@ MAX_EXAMPLES = int(os.environ.get("PRODUCTS_SCHEMATHESIS_EXAMPLES", "25"))
 SEED = os.environ.get("PRODUCTS_SCHEMATHESIS_SEED", "20261202")  # fixed: CI is reproducible
 
 
-def test_schemathesis_finds_nothing(settings: Settings, serve, tmp_path) -> None:
+def test_schemathesis_finds_nothing(settings: Settings, serve, issuer, tmp_path) -> None:
     st = shutil.which("st", path=os.path.dirname(sys.executable)) or "st"
-    with serve(settings) as base:
+    secured = dataclasses.replace(settings, auth=issuer.settings())
+    with serve(secured) as base:
         result = subprocess.run(  # noqa: S603 - fixed argv
             [
                 st,
@@ -42,6 +46,8 @@ def test_schemathesis_finds_nothing(settings: Settings, serve, tmp_path) -> None
                 str(tmp_path),
                 "--warnings",
                 "off",
+                "--header",
+                f"Authorization: Bearer {issuer.token()}",
             ],
             capture_output=True,
             text=True,

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
-from products import __version__
+from products import __version__, auth
 from products.cache import Cache, CacheUnavailable
 from products.config import Settings
 from products.db import Database, DatabaseUnavailable, InvalidData
@@ -131,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(BodySizeLimit)
+    auth.install(app)
+    # Writes need a bearer token when the platform names an issuer (AUTH_ISSUER); reads never do.
+    write_guard = auth.write_guard(settings.auth)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -258,12 +261,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ]
     for path, endpoint, methods in routes:
         if "POST" in methods:
-            app.add_api_route(path, create_product, methods=["POST"], name="createProduct")
+            app.add_api_route(
+                path,
+                create_product,
+                methods=["POST"],
+                name="createProduct",
+                dependencies=write_guard,
+            )
         app.add_api_route(path, endpoint, methods=["GET"], name=endpoint.__name__)
         # HEAD answers like GET without the body; OPTIONS lists what the path allows.
         app.add_api_route(path, endpoint, methods=["HEAD"], include_in_schema=False)
         allow = ", ".join([*methods, "HEAD", "OPTIONS"])
         app.add_api_route(path, _options(allow), methods=["OPTIONS"], include_in_schema=False)
 
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app, secured=settings.auth is not None)  # type: ignore[method-assign]
     return app

@@ -7,6 +7,7 @@ logging a settings object can never leak them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -324,10 +325,50 @@ class CacheSettings:
         return f"{scheme}://{user}{self.host}:{self.port} (auth={self.auth_mode})"
 
 
+_LOOPBACK_URL = re.compile(r"^http://(?:127\.0\.0\.1|localhost|\[::1\])(?::\d+)?(?:/\S*)?$")
+_HTTPS_URL = re.compile(r"^https://[A-Za-z0-9.-]+(?::\d+)?(?:/\S*)?$")
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Bearer tokens on write operations (products.auth); absent when AUTH_ISSUER is not set."""
+
+    issuer: str
+    jwks_url: str
+    audience: str | None = None  # `aud`, or a Cognito access token's `client_id`
+    write_scopes: tuple[str, ...] = ()
+    jwks_timeout_seconds: float = 2.0
+    jwks_cache_seconds: int = 300
+
+    @classmethod
+    def _read(cls, env: _Env) -> AuthSettings | None:
+        issuer = env.optional("AUTH_ISSUER", "")
+        if not issuer:
+            return None
+        jwks_url = env.required("AUTH_JWKS_URL")
+        for name, url in (("AUTH_ISSUER", issuer), ("AUTH_JWKS_URL", jwks_url)):
+            # Keys come over TLS; plain HTTP only on this machine (tests, local rehearsals).
+            if url and not (_HTTPS_URL.match(url) or _LOOPBACK_URL.match(url)):
+                env.invalid.append(f"{name} must be an https:// URL (http:// only for localhost)")
+        return cls(
+            issuer=issuer,
+            jwks_url=jwks_url,
+            audience=env.optional("AUTH_AUDIENCE", "") or None,
+            write_scopes=tuple(env.optional("AUTH_WRITE_SCOPES", "").split()),
+            jwks_timeout_seconds=env.number(
+                "AUTH_JWKS_TIMEOUT_SECONDS", 2.0, minimum=0.1, maximum=30
+            ),
+            jwks_cache_seconds=env.integer(
+                "AUTH_JWKS_CACHE_SECONDS", 300, minimum=1, maximum=86_400
+            ),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     cache: CacheSettings
+    auth: AuthSettings | None = None  # None: writes are public (dev)
     port: int = 8080
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
     log_level: str = "INFO"
@@ -339,6 +380,7 @@ class Settings:
         settings = cls(
             database=DatabaseSettings._read(env),
             cache=CacheSettings._read(env),
+            auth=AuthSettings._read(env),
             port=env.integer("PORT", 8080, minimum=1, maximum=65535),
             host=env.optional("HOST", "0.0.0.0"),  # noqa: S104
             log_level=env.choice(

@@ -214,8 +214,53 @@ PATHS: dict[str, Any] = {
 }
 
 
-def build_openapi(app: FastAPI) -> dict[str, Any]:
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "The bearer challenge (RFC 6750), with error and scope where they apply",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^Bearer "},
+    }
+}
+BEARER = "bearerJWT"
+SECURITY_SCHEMES: dict[str, Any] = {
+    BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An RS256 access token from the stack's issuer with the write scopes",
+    }
+}
+# Answers every write operation gains when the service checks tokens (products.auth).
+WRITE_AUTH_RESPONSES: dict[str, Any] = {
+    "401": _error("No bearer token, or one that is invalid or expired", _CHALLENGE),
+    "403": _error("The token lacks a required scope", _CHALLENGE),
+}
+_KEYS_DOWN = "the issuer's keys unavailable"
+WRITES = ("post", "put", "patch", "delete")
+
+
+def _secured(paths: dict[str, Any]) -> dict[str, Any]:
+    """The paths with every write operation requiring the bearer token."""
+    out: dict[str, Any] = {}
+    for path, operations in paths.items():
+        out[path] = {}
+        for method, operation in operations.items():
+            if method in WRITES:
+                responses = {**operation["responses"], **WRITE_AUTH_RESPONSES}
+                down = responses.get("503", _DB_DOWN)
+                described = f"{down['description']}, or {_KEYS_DOWN}"
+                responses["503"] = {**down, "description": described}
+                operation = {**operation, "security": [{BEARER: []}], "responses": responses}
+            out[path][method] = operation
+    return out
+
+
+def build_openapi(app: FastAPI, *, secured: bool = False) -> dict[str, Any]:
+    """The document; `secured`: the service checks bearer tokens on writes (AUTH_ISSUER set)."""
     if app.openapi_schema is None:
+        components: dict[str, Any] = {"schemas": SCHEMAS}
+        if secured:
+            components["securitySchemes"] = SECURITY_SCHEMES
         app.openapi_schema = {
             "openapi": "3.1.0",
             "info": {
@@ -225,7 +270,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 "answers HEAD (as GET, without a body) and OPTIONS (204 with "
                 "`Allow`); other methods get 405 with `Allow`.",
             },
-            "paths": PATHS,
-            "components": {"schemas": SCHEMAS},
+            "paths": _secured(PATHS) if secured else PATHS,
+            "components": components,
         }
     return app.openapi_schema
