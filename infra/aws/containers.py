@@ -50,6 +50,12 @@ class ContainerDefinitions:
             cache = args.cache
             env |= {"CACHE_HOST": cache.endpoint, "CACHE_PORT": cache.port.apply(str), "CACHE_TLS": "true",
                     "CACHE_AUTH": "iam", "CACHE_USER": cache.user_name, "CACHE_NAME": cache.replication_group_id}
+        if args.auth is not None and any(r.auth_enforced_by == "service" for r in svc.routes):
+            # products.auth: writes need an RS256 token from this issuer with these scopes.
+            env |= {"AUTH_ISSUER": args.auth.issuer, "AUTH_JWKS_URL": args.auth.jwks_url,
+                    "AUTH_WRITE_SCOPES": " ".join(sorted({s for r in svc.routes for s in r.scopes}))}
+            if args.auth.audience is not None:
+                env["AUTH_AUDIENCE"] = args.auth.audience
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,

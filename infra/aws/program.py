@@ -7,6 +7,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import config as cfg
+from infra.aws.auth import Auth, AuthArgs
 from infra.aws.autoscaling import Autoscaling, AutoscalingArgs
 from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
@@ -19,6 +20,7 @@ from infra.aws.network import Network, NetworkArgs
 from infra.aws.services import Services, ServicesArgs
 from infra.aws.web_client import WebClient, WebClientArgs
 from infra.config import naming
+from infra.config.auth import cognito_of, needs_tokens, required_scopes
 from infra.tags import base_tags
 
 
@@ -71,6 +73,18 @@ def build(config: cfg.StackConfig) -> None:
     # all reach the now-internal gateway through the edge.
     gateway.url = edge.url
 
+    # The token issuer of routes with auth: jwt: a Cognito pool unless the stack names its own.
+    auth = Auth("auth", AuthArgs(
+        config=config.auth,
+        cognito=cognito_of(config),
+        scopes=required_scopes(config),
+        name_prefix=prefix,
+        region=config.region,
+        kms_key_arn=encryption.key_arn,
+        protect=prod,
+        tags=tags,
+    )) if needs_tokens(config) else None
+
     database = Database("database", DatabaseArgs(
         config=config.database,
         name_prefix=prefix,
@@ -112,6 +126,7 @@ def build(config: cfg.StackConfig) -> None:
         deployment=config.delivery.deployment,
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
         permissions_boundary_arn=boundary,
+        auth=auth,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -168,3 +183,12 @@ def build(config: cfg.StackConfig) -> None:
     pulumi.export("cache_endpoint", cache.endpoint)
     pulumi.export("alert_topic_arn", monitoring.alert_topic_arn)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
+    # The client secret stays in Secrets Manager: only its ARN is an output.
+    if auth is not None:
+        pulumi.export("auth", {
+            "issuer": auth.issuer,
+            "jwks_url": auth.jwks_url,
+            "token_endpoint": auth.token_endpoint,
+            "client_id": auth.client_id,
+            "client_secret_arn": auth.client_secret_arn,
+        })

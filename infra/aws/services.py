@@ -19,6 +19,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import deployment
+from infra.aws import gateway as gateway_rules
 from infra.aws.containers import ADOT_CONTAINER, TMP_VOLUME, ContainerDefinitions
 from infra.aws.monitoring import deployment_alarm_names
 from infra.aws.service_policies import (
@@ -56,6 +57,12 @@ class _Database(Protocol):
     master_secret_arn: pulumi.Output[str]
 
 
+class _Issuer(Protocol):
+    issuer: pulumi.Output[str]
+    jwks_url: pulumi.Output[str]
+    audience: pulumi.Output[str] | None
+
+
 class _Cache(Protocol):
     security_group_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
@@ -86,6 +93,7 @@ class ServicesArgs:
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     smoke_timeout_seconds: int = 10  # per request of the smoke hook
     permissions_boundary_arn: pulumi.Input[str] | None = None
+    auth: _Issuer | None = None  # the token issuer, when a route has auth: jwt (infra/aws/auth.py)
 
 
 @dataclass
@@ -249,23 +257,18 @@ class Services(pulumi.ComponentResource):
         shift = None if self._token is None else deployment.traffic_shift(
             self, base, full, svc, primary=target_group, alternate=self._target_group(base, svc, alternate=True),
             listener_arn=args.gateway.listener_arn, priority=priorities[0],
-            test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token, tags=args.tags,
+            test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token,
+            tags={**args.tags, **gateway_rules.auth_marker(svc.routes)},
             permissions_boundary_arn=args.permissions_boundary_arn)
+        token_check = None if args.auth is None else gateway_rules.TokenCheck(
+            issuer=args.auth.issuer, jwks_endpoint=args.auth.jwks_url,
+            scopes=sorted({s for route in svc.routes for s in route.scopes}))
         listener_rules = shift.rules if shift else [
-            aws.lb.ListenerRule(
-                f"{base}-rule-{j}",
-                listener_arn=args.gateway.listener_arn,
-                priority=priorities[j],
-                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=target_group.arn)],
-                # One match type per condition (the provider's rule); all conditions must match.
-                conditions=[aws.lb.ListenerRuleConditionArgs(
-                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=[route.path]))]
-                + ([aws.lb.ListenerRuleConditionArgs(
-                    host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[route.host]))] if route.host else []),
-                tags=self._tags(f"{full}-{j}"),
-                opts=child,
-            )
+            rule
             for j, route in enumerate(svc.routes)
+            for rule in gateway_rules.route_rules(
+                self, f"{base}-rule-{j}", args.gateway.listener_arn, priorities[j], route, target_group.arn,
+                self._tags(f"{full}-{j}"), token_check)
         ]
         alarm_names = deployment_alarm_names(args.name_prefix, svc.name, args.container_insights)
 

@@ -339,6 +339,30 @@ def _log_group(r: dict, ctx: Ctx) -> list[Charge]:
     return charges
 
 
+def _user_pool_client(r: dict, ctx: Ctx) -> list[Charge]:
+    inputs = r["inputs"]
+    if "client_credentials" not in (inputs.get("allowedOauthFlows") or []):
+        raise Free("an app client for user sign-in: users are priced as MAUs on the pool")
+    cognito = ctx.p["cognito"]
+    # Usage assumption: one caller that caches its access token and fetches a new one as it expires
+    # (AWS's own advice for M2M), so a month is 730 h / the token's validity in requests.
+    minutes = float(inputs.get("accessTokenValidity") or 60)
+    if (inputs.get("tokenValidityUnits") or {}).get("accessToken", "hours") == "hours":
+        minutes *= 60
+    requests = ctx.hours * 60 / minutes
+    return [
+        Charge("Cognito M2M app client", 1, "client-month", cognito["m2m_app_client_month"]),
+        Charge(f"M2M token requests (one caller caching a {num(minutes)}-minute token)", requests / 1000,
+               "1k requests", cognito["m2m_token_requests_per_1k"]),
+    ]
+
+
+def _free(reason: str):
+    def price(r: dict, ctx: Ctx) -> list[Charge]:
+        raise Free(reason)
+    return price
+
+
 def _fixed(table: str, key: str, what: str, unit: str):
     def price(r: dict, ctx: Ctx) -> list[Charge]:
         return [Charge(what, 1, unit, ctx.p[table][key])]
@@ -367,4 +391,9 @@ PRICERS = {
     "aws:route53/zone:Zone": _fixed("route53", "zone_month", "hosted zone", "zone-month"),
     "aws:cloudfront/distribution:Distribution": _distribution,
     "aws:pricingplanmanager/subscription:Subscription": _subscription,
+    "aws:cognito/userPoolClient:UserPoolClient": _user_pool_client,
+    # Cognito bills user pools per monthly active user: an M2M-only pool has none.
+    "aws:cognito/userPool:UserPool": _free("billed per monthly active user; an M2M-only pool has none"),
+    "aws:cognito/userPoolDomain:UserPoolDomain": _free("no charge; token requests are priced on the app client"),
+    "aws:cognito/resourceServer:ResourceServer": _free("no charge"),
 }
