@@ -29,6 +29,9 @@ DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
 INTERNET_FACING_REASON = "internet-facing-reason"
 TLS12_VIEWER_POLICIES = ("TLSv1.2_2018", "TLSv1.2_2019", "TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The tag the program puts on a listener rule whose service checks bearer tokens itself
+# (`auth_enforced_by: service`; infra/aws/gateway.py AUTH_ENFORCED_BY_TAG).
+AUTH_ENFORCED_BY = "auth-enforced-by"
 
 
 def _alb_internal(stack: Stack) -> Iterator[Finding]:
@@ -88,6 +91,8 @@ def _unauthenticated_writes(stack: Stack) -> Iterator[Finding]:
             return
         if any(get(a, "type") == "jwt-validation" for a in actions):
             return
+        if str(tags_of(props).get(AUTH_ENFORCED_BY) or "") == "service":
+            return  # the stack config says the service behind it verifies the token
         methods: set[str] = set()
         for condition in items(props.get("conditions")):
             methods |= {str(m).upper() for m in items(get(condition, "httpRequestMethod", "values"))}
@@ -95,8 +100,9 @@ def _unauthenticated_writes(stack: Stack) -> Iterator[Finding]:
             return
         paths = [p for c in items(props.get("conditions")) for p in items(get(c, "pathPattern", "values"))]
         yield Finding(f"Listener rule '{rule.name}' ({', '.join(paths) or 'any path'}) forwards write methods "
-                      f"without a token check at the gateway. Put a jwt-validation action before the forward "
-                      f"(docs/edge.md, Authentication), or restrict the rule to GET/HEAD if it is public.",
+                      f"without a token check. Give the route auth: jwt (auth_enforced_by alb puts a "
+                      f"jwt-validation action before the forward, service has the service verify it; "
+                      f"docs/edge.md, Authentication), or restrict the rule to GET/HEAD if it is public.",
                       rule.urn, environment_of(props))
 
     yield from guarded(check, stack.known(*LISTENER_RULES))
@@ -120,6 +126,6 @@ POLICIES = [
     resource_policy("edge-bucket-oac", "Bucket origins are read through origin access control, never publicly.",
                     MANDATORY, [DISTRIBUTION], _client_bucket_oac),
     stack_policy("route-write-auth-advisory",
-                 "Routes that accept write methods check a token at the gateway (auth: jwt).",
+                 "Routes that accept write methods check a token, at the ALB or in the service (auth: jwt).",
                  ADVISORY, _unauthenticated_writes),
 ]

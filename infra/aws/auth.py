@@ -73,7 +73,8 @@ class Auth(pulumi.ComponentResource):
             user_pool_tier="LITE",
             admin_create_user_config=aws.cognito.UserPoolAdminCreateUserConfigArgs(allow_admin_create_user_only=True),
             tags=with_name(args.tags, f"{prefix}-m2m"),
-            opts=child,
+            # A new pool is a new issuer: every client id, secret and token would change with it.
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         invoke = pulumi.InvokeOutputOptions(parent=self)
         account = aws.get_caller_identity_output(opts=invoke).account_id

@@ -28,12 +28,12 @@ def distribution(**overrides: Any) -> dict[str, Any]:
     return res(DIST, "edge", arn="arn:aws:cloudfront::123456789012:distribution/E1", **inputs)
 
 
-def rule(actions: list[dict[str, Any]], methods: list[str] | None = None) -> dict[str, Any]:
+def rule(actions: list[dict[str, Any]], methods: list[str] | None = None, **tags: str) -> dict[str, Any]:
     conditions = [{"pathPattern": {"values": ["/products*"]}}]
     if methods:
         conditions.append({"httpRequestMethod": {"values": methods}})
     return res(RULE, "products-rule", listenerArn=f"{LB_ARN}/https", priority=1, actions=actions,
-               conditions=conditions, tags=TAGS)
+               conditions=conditions, tags={**TAGS, **tags})
 
 
 FORWARD = {"type": "forward", "targetGroupArn": "tg"}
@@ -60,6 +60,9 @@ CASES: list[tuple[str, list[dict[str, Any]], bool]] = [
     ("route-write-auth-advisory", [rule([FORWARD], ["POST", "GET"])], True),
     ("route-write-auth-advisory", [rule([FORWARD], ["GET", "HEAD"])], False),
     ("route-write-auth-advisory", [rule([JWT, {**FORWARD, "order": 2}])], False),
+    # The program's marker for auth_enforced_by: service; any other value is no promise.
+    ("route-write-auth-advisory", [rule([FORWARD], **{"auth-enforced-by": "service"})], False),
+    ("route-write-auth-advisory", [rule([FORWARD], **{"auth-enforced-by": "someone"})], True),
 ]
 
 
@@ -97,3 +100,29 @@ def test_shipped_stacks_turned_public_or_unguarded_are_caught(synths) -> None:
     assert _mutated(prod, DIST, lambda i: i["viewerCertificate"].update(minimumProtocolVersion="TLSv1")) == ["edge-tls12"]
     assert _mutated(synths["dev"], DIST, lambda i: [o.pop("originAccessControlId", None) for o in i["origins"]]) == [
         "edge-bucket-oac"]
+
+
+def test_the_write_auth_advisory_follows_the_stack_config(synths) -> None:
+    import sys
+
+    from infra.aws.gateway import AUTH_ENFORCED_BY_TAG
+
+    load_policies()  # puts the pack's modules (not a package) in sys.modules
+    assert sys.modules["edge_policies"].AUTH_ENFORCED_BY == AUTH_ENFORCED_BY_TAG
+    fired = {stack: [v.name for v in evaluate(synths[stack].to_json()) if v.policy == "route-write-auth-advisory"]
+             for stack in ("dev", "staging", "prod")}
+    # staging and prod: the service checks tokens on writes; dev's writes are open, and said so.
+    assert fired["staging"] == [] and fired["prod"] == []
+    assert fired["dev"] == ["services-products-rule-0"]
+    # Without the marker, the same prod rules are open writes again.
+    document = copy.deepcopy(synths["prod"].to_json())
+    for r in document["resources"]:
+        if r["type"] == RULE:
+            r["inputs"]["tags"].pop("auth-enforced-by", None)
+    assert {v.name for v in evaluate(document) if v.policy == "route-write-auth-advisory"} == {
+        "services-products-rule-0", "services-products-rule-test"}
+
+
+def advisory_findings(synth) -> list[str]:
+    """The write-auth advisory's findings on a synth (tests/infra/test_auth.py uses it too)."""
+    return [v.name for v in evaluate(synth.to_json()) if v.policy == "route-write-auth-advisory"]
