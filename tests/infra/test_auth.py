@@ -4,6 +4,7 @@ the service's AUTH_* environment, and the ALB's jwt-validation rules on a rollin
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,8 @@ def alb_checked() -> Synth:
 
     values = stackfile.read_values("dev")
     values["refarch:gateway"] = TLS
-    svc = dict(values["refarch:services"][0])
+    services: Any = values["refarch:services"]
+    svc = dict(services[0])
     svc["routes"] = [{"path": "/products*", "cache_seconds": 30, "auth": "jwt", "auth_enforced_by": "alb",
                       "scopes": ["products/write"]}]
     values["refarch:services"] = [svc]

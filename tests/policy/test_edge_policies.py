@@ -28,12 +28,13 @@ def distribution(**overrides: Any) -> dict[str, Any]:
     return res(DIST, "edge", arn="arn:aws:cloudfront::123456789012:distribution/E1", **inputs)
 
 
-def rule(actions: list[dict[str, Any]], methods: list[str] | None = None, **tags: str) -> dict[str, Any]:
+def rule(actions: list[dict[str, Any]], methods: list[str] | None = None, tags: dict[str, str] | None = None,
+         ) -> dict[str, Any]:
     conditions = [{"pathPattern": {"values": ["/products*"]}}]
     if methods:
         conditions.append({"httpRequestMethod": {"values": methods}})
     return res(RULE, "products-rule", listenerArn=f"{LB_ARN}/https", priority=1, actions=actions,
-               conditions=conditions, tags={**TAGS, **tags})
+               conditions=conditions, tags={**TAGS, **(tags or {})})
 
 
 FORWARD = {"type": "forward", "targetGroupArn": "tg"}
@@ -61,8 +62,8 @@ CASES: list[tuple[str, list[dict[str, Any]], bool]] = [
     ("route-write-auth-advisory", [rule([FORWARD], ["GET", "HEAD"])], False),
     ("route-write-auth-advisory", [rule([JWT, {**FORWARD, "order": 2}])], False),
     # The program's marker for auth_enforced_by: service; any other value is no promise.
-    ("route-write-auth-advisory", [rule([FORWARD], **{"auth-enforced-by": "service"})], False),
-    ("route-write-auth-advisory", [rule([FORWARD], **{"auth-enforced-by": "someone"})], True),
+    ("route-write-auth-advisory", [rule([FORWARD], tags={"auth-enforced-by": "service"})], False),
+    ("route-write-auth-advisory", [rule([FORWARD], tags={"auth-enforced-by": "someone"})], True),
 ]
 
 
@@ -123,6 +124,6 @@ def test_the_write_auth_advisory_follows_the_stack_config(synths) -> None:
         "services-products-rule-0", "services-products-rule-test"}
 
 
-def advisory_findings(synth) -> list[str]:
+def advisory_findings(synth) -> list[str | None]:
     """The write-auth advisory's findings on a synth (tests/infra/test_auth.py uses it too)."""
     return [v.name for v in evaluate(synth.to_json()) if v.policy == "route-write-auth-advisory"]
