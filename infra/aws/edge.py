@@ -193,20 +193,20 @@ class Edge(pulumi.ComponentResource):
     def _behaviours(self, headers_policy: pulumi.Input[str]) -> list[aws.cloudfront.DistributionOrderedCacheBehaviorArgs]:
         """One behaviour per API path, in the config's order; cacheable routes get a TTL-capped policy."""
         cfg, prefix = self._args.config, self._args.name_prefix
-        policies: dict[tuple[int, bool], aws.cloudfront.CachePolicy] = {}
+        policies: dict[tuple[int, bool, bool], aws.cloudfront.CachePolicy] = {}
         behaviours, seen = [], set()
         # Each service's health path too, uncached: the smoke hook reaches a new revision's test rule
         # through the edge (without the test header the ALB answers 404 there).
-        paths = [(route.path, route.cache_seconds, route.cache_query_string) for svc in cfg.services
-                 for route in svc.routes]
-        paths += [(svc.health_check.path, 0, False) for svc in cfg.services]
-        for path, seconds, query in paths:
+        paths = [(route.path, route.cache_seconds, route.cache_query_string, route.auth == "jwt")
+                 for svc in cfg.services for route in svc.routes]
+        paths += [(svc.health_check.path, 0, False, False) for svc in cfg.services]
+        for path, seconds, query, bearer in paths:
             if path in seen:  # host-only variants share the path: CloudFront matches paths only
                 continue
             seen.add(path)
             cache_policy: pulumi.Input[str] = CACHING_DISABLED
             if seconds:
-                key = (seconds, query)
+                key = (seconds, query, bearer)
                 if key not in policies:
                     policies[key] = self._cache_policy(prefix, *key)
                 cache_policy = policies[key].id
@@ -226,8 +226,8 @@ class Edge(pulumi.ComponentResource):
             ))
         return behaviours
 
-    def _cache_policy(self, prefix: str, seconds: int, query: bool) -> aws.cloudfront.CachePolicy:
-        suffix = f"ttl{seconds}{'-qs' if query else ''}"
+    def _cache_policy(self, prefix: str, seconds: int, query: bool, bearer: bool = False) -> aws.cloudfront.CachePolicy:
+        suffix = f"ttl{seconds}{'-qs' if query else ''}{'-auth' if bearer else ''}"
         # max_ttl == the route's TTL: an origin Cache-Control asking for longer is capped, so no answer
         # outlives the route's TTL after a deploy.
         return aws.cloudfront.CachePolicy(
@@ -243,7 +243,10 @@ class Edge(pulumi.ComponentResource):
                 headers_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigArgs(
                     header_behavior="whitelist",
                     headers=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginHeadersConfigHeadersArgs(
-                        items=[TEST_HEADER])),
+                        # A route whose writes need a token: a cached behaviour forwards Authorization
+                        # only as part of the key (an origin request policy may not name it). Reads stay
+                        # public; a read that carries a token is merely cached apart.
+                        items=[TEST_HEADER, *(["Authorization"] if bearer else [])])),
                 query_strings_config=aws.cloudfront.CachePolicyParametersInCacheKeyAndForwardedToOriginQueryStringsConfigArgs(
                     query_string_behavior="all" if query else "none"),
                 enable_accept_encoding_gzip=True, enable_accept_encoding_brotli=True,

@@ -136,3 +136,13 @@ def test_alb_enforcement_satisfies_the_write_auth_policy(alb_checked):
     from tests.policy.test_edge_policies import advisory_findings
 
     assert advisory_findings(alb_checked) == []
+
+
+def test_a_cached_route_with_tokens_forwards_authorization_through_its_cache_key(synths):
+    # CloudFront forwards Authorization on a cached behaviour only as part of the cache key.
+    def key_headers(stack: str) -> list[list[str]]:
+        return [p["inputs"]["parametersInCacheKeyAndForwardedToOrigin"]["headersConfig"]["headers"]["items"]
+                for p in synths[stack].of_type("aws:cloudfront/cachePolicy:CachePolicy")]
+
+    assert all("Authorization" in items for items in key_headers("staging") + key_headers("prod"))
+    assert all("Authorization" not in items for items in key_headers("dev"))  # no token on dev

@@ -127,7 +127,9 @@ def test_cacheable_route_gets_a_ttl_capped_policy_keyed_on_the_query_string(stac
             key = p["parametersInCacheKeyAndForwardedToOrigin"]
             assert key["queryStringsConfig"]["queryStringBehavior"] == ("all" if route.cache_query_string else "none")
             # Smoke traffic for a new revision carries the test header: never production's cached answer.
-            assert key["headersConfig"] == {"headerBehavior": "whitelist", "headers": {"items": [TEST_HEADER]}}
+            # A route whose writes need a token also keys on Authorization, the only way it reaches the origin.
+            bearer = ["Authorization"] if route.auth == "jwt" else []
+            assert key["headersConfig"] == {"headerBehavior": "whitelist", "headers": {"items": [TEST_HEADER, *bearer]}}
             assert key["cookiesConfig"] == {"cookieBehavior": "none"}
         else:
             assert b["cachePolicyId"] == CACHING_DISABLED
