@@ -91,11 +91,9 @@ def needs_tokens(config: StackConfig) -> bool:
 def cognito_of(config: StackConfig) -> CognitoConfig | None:
     """The user pool to build: the configured one, or the default when a route needs tokens."""
     auth = config.auth
-    if auth.own_issuer:
+    if auth.own_issuer or not needs_tokens(config):
         return None
-    if auth.cognito is not None:
-        return auth.cognito
-    return CognitoConfig() if needs_tokens(config) else None
+    return auth.cognito or CognitoConfig()
 
 
 def required_scopes(config: StackConfig) -> list[str]:
@@ -137,6 +135,20 @@ def auth_problems(config: StackConfig) -> list[str]:
                     if not COGNITO_SCOPE.match(scope):
                         problems.append(f"{where}.scopes[{k}]: {scope!r} is not a Cognito custom scope "
                                         f"(<resource server>/<scope>, e.g. products/write)")
+    for i, svc in enumerate(config.services):
+        # The service checks every write it serves, whichever route carried it: its routes agree.
+        checked = [(j, r) for j, r in enumerate(svc.routes) if r.auth_enforced_by == "service"]
+        if checked and len(checked) < len(svc.routes):
+            open_routes = [str(j) for j, r in enumerate(svc.routes) if r.auth_enforced_by != "service"]
+            problems.append(f"services[{i}].routes: auth_enforced_by service makes {svc.name} check tokens on "
+                            f"every write it serves; routes {', '.join(open_routes)} must say auth: jwt, "
+                            f"auth_enforced_by: service too")
+        elif len({tuple(sorted(r.scopes)) for _, r in checked}) > 1:
+            problems.append(f"services[{i}].routes: {svc.name} checks one set of scopes on all its writes; "
+                            f"give its routes the same scopes")
+    if not needs_tokens(config) and (config.auth.cognito is not None or config.auth.own_issuer):
+        problems.append("auth: no route has auth: jwt, so nothing would use this issuer; drop the section or "
+                        "give routes auth: jwt")
     if cognito_of(config) is not None and not required_scopes(config):
         problems.append("auth.cognito: the machine-to-machine client (client_credentials) needs at least one "
                         "custom scope: give the auth: jwt routes scopes (e.g. products/write)")

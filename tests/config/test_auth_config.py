@@ -94,6 +94,24 @@ def test_a_cognito_client_needs_a_scope():
         "custom scope: give the auth: jwt routes scopes (e.g. products/write)"]
 
 
+def test_a_service_checking_tokens_checks_them_on_every_route():
+    other = {"path": "/orders*"}
+    assert problems("dev", refarch__services=products(JWT_SERVICE, other)) == [
+        f"{DEV}: refarch:services[0].routes: auth_enforced_by service makes products check tokens on every write "
+        "it serves; routes 1 must say auth: jwt, auth_enforced_by: service too"]
+    assert problems("dev", refarch__services=products(JWT_SERVICE, {**JWT_SERVICE, "path": "/orders*",
+                                                                      "scopes": ["orders/write"]})) == [
+        f"{DEV}: refarch:services[0].routes: products checks one set of scopes on all its writes; give its routes "
+        "the same scopes"]
+    assert problems("dev", refarch__services=products(JWT_SERVICE, {**JWT_SERVICE, "path": "/orders*"})) == []
+
+
+def test_an_issuer_nothing_uses_is_refused():
+    assert problems("dev", refarch__auth={"cognito": {}}) == [
+        f"{DEV}: refarch:auth: no route has auth: jwt, so nothing would use this issuer; drop the section or give "
+        "routes auth: jwt"]
+
+
 def test_an_own_issuer_takes_any_scope_and_builds_no_pool(config_of):
     auth = {"issuer": "https://idp.example.com/", "jwks_url": "https://idp.example.com/.well-known/jwks.json",
             "audience": "products-api"}
@@ -122,8 +140,8 @@ def test_an_own_issuer_takes_any_scope_and_builds_no_pool(config_of):
     ({"isuer": "https://idp.example.com/"}, "refarch:auth.isuer:"),
 ])
 def test_auth_section_problems_name_their_field(auth, message):
-    (line,) = problems("dev", refarch__auth=auth)
-    assert line.startswith(f"{DEV}: {message}"), line
+    lines = problems("dev", refarch__auth=auth, refarch__services=products(JWT_SERVICE))
+    assert len(lines) == 1 and lines[0].startswith(f"{DEV}: {message}"), lines
 
 
 def test_a_cached_route_may_guard_its_writes(config_of):
