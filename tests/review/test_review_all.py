@@ -22,9 +22,9 @@ def test_review_writes_what_the_single_tasks_would(tmp_path, synths):
         assert json.loads((tmp_path / f"{stack}.json").read_text()) == json.loads(json.dumps(document))
         assert (tmp_path / f"{stack}-diagram.md").read_text() == f"```mermaid\n{diagram.mermaid(document)}```\n"
         assert "## Infrastructure review: `" + stack + "`" in (tmp_path / f"{stack}-report.md").read_text()
-    # prod's only findings: its write routes carry no token check at the gateway yet (advisory).
+    # prod has no findings: its writes need a token the service checks (auth_enforced_by: service).
     findings = report.policy_findings(synths["prod"].to_json())
-    assert {(f.policy, f.level) for f in findings} == {("route-write-auth-advisory", "advisory")}
+    assert {(f.policy, f.level) for f in findings} == set()
     count = sum(1 for r in synths["prod"].resources if not r["type"].startswith(("refarch:", "pulumi:")))
     assert re.search(rf"│ prod +│ +{count} │ +0 │", run.stdout), run.stdout
 
