@@ -6,8 +6,6 @@ diagram. No CLI, no credentials, no network: Pulumi's mock monitor stands in for
 
 from __future__ import annotations
 
-import asyncio
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,16 +100,16 @@ def run(config: StackConfig, stack: str, project: str = PROJECT,
 def record(program: Callable[[], None], *, project: str, stack: str, region: str, reclaim: bool = True) -> Synth:
     """Run any Pulumi program function under the AWS-like mocks and record every registration.
 
-    `reclaim=False` (a CLI process that exits soon) skips the final collection of the runtime's
-    garbage, a third of a 100-service synth's time: the objects are frozen, never scanned again.
+    `reclaim=False` suits a CLI process that exits soon (see synth_runtime.shortcuts).
     """
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import rpc, settings
     from pulumi.runtime.proto import resource_pb2
-    from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+    from pulumi.runtime.sync_await import _sync_await
 
     from ops.mocks import AwsLikeMocks
+    from ops.synth_runtime import offline_loop, shortcuts
 
     result = Synth(project=project, stack=stack)
     registered: list[dict[str, Any]] = []
@@ -121,15 +119,14 @@ def record(program: Callable[[], None], *, project: str, stack: str, region: str
 
         Resource options never reach Mocks.new_resource (pulumi/pulumi#14421), so the request
         itself is read here. The state goes back through a plain protobuf Struct: the base class
-        serialises it by spinning an event loop on the worker thread, about 1.4 ms a resource
-        and half of a synth's time; our mock state is plain data, so that work is never needed.
+        serialises it by spinning the event loop, about 1.4 ms a resource and half of a synth's
+        time; our mock state is plain data, so that work is never needed.
         """
 
         def RegisterResource(self, request):  # noqa: N802 - gRPC method name
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type == "pulumi:pulumi:Stack":
                 return resource_pb2.RegisterResourceResponse(urn=urn)
-            _ensure_event_loop()  # deserialising resource references needs a loop on this thread
             inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
             rid, state = self.mocks.new_resource(pulumi_mocks.MockResourceArgs(
                 typ=request.type, name=request.name, inputs=inputs, provider=request.provider,
@@ -143,42 +140,23 @@ def record(program: Callable[[], None], *, project: str, stack: str, region: str
                 obj = _sync_await(rpc.serialize_properties(state, {}))
             return resource_pb2.RegisterResourceResponse(urn=urn, id=rid, object=obj)
 
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    # The runtime allocates many cyclic objects (futures, outputs) that all live until the end of
-    # the run; repeated collector passes over that growing heap made synth time superlinear
-    # (10 services: 6.3 s with the collector, 2.0 s without). One collection at the end instead.
-    collecting = gc.isenabled()
-    gc.disable()
-    # The engine records where in the program each resource was created: a full traceback per
-    # registration, about a fifth of a synth's time, that the mock monitor never reads.
-    from pulumi.runtime import resource as runtime_resource
-    from pulumi.runtime.proto import source_pb2
+    with shortcuts(reclaim) as track_settings, offline_loop():
+        try:
+            settings.reset_options(project=project, stack=stack, preview=False)
+            pulumi.runtime.set_all_config({})
+            mocks = AwsLikeMocks(region=region)
+            pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False,
+                                   monitor=RecordingMonitor(mocks))
+            track_settings()
 
-    stack_trace = runtime_resource._get_stack_trace
-    runtime_resource._get_stack_trace = source_pb2.StackTrace
-    try:
-        settings.reset_options(project=project, stack=stack, preview=False)
-        pulumi.runtime.set_all_config({})
-        mocks = AwsLikeMocks(region=region)
-        pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=False,
-                               monitor=RecordingMonitor(mocks))
+            def program_fn():
+                program()
+                root = settings.get_root_resource()
+                return pulumi.Output.from_input(root.outputs).apply(_keep(result))
 
-        def program_fn():
-            program()
-            root = settings.get_root_resource()
-            return pulumi.Output.from_input(root.outputs).apply(_keep(result))
-
-        pulumi.runtime.test(program_fn)()
-    finally:
-        runtime_resource._get_stack_trace = stack_trace
-        settings.reset_options()
-        asyncio.set_event_loop(None)
-        loop.close()
-        if not reclaim:
-            gc.freeze()
-        if collecting:
-            gc.enable()
+            pulumi.runtime.test(program_fn)()
+        finally:
+            settings.reset_options()
     # Registration order depends on how outputs resolve; URN order makes two synths identical.
     result.resources = sorted(registered, key=lambda r: r["urn"])
     return result
