@@ -48,6 +48,8 @@ class GatewayArgs:
     kms_key_arn: pulumi.Input[str]
     audit_log_retention_days: int
     tags: dict[str, str]
+    # A route has `auth_enforced_by: alb`: the ALB fetches the issuer's JWKS itself.
+    fetches_jwks: bool = False
 
 
 class Gateway(pulumi.ComponentResource):
@@ -96,6 +98,22 @@ class Gateway(pulumi.ComponentResource):
             tags=self._tags(f"{prefix}-alb-in-{self.origin_port}"),
             opts=child,
         )
+
+        if args.fetches_jwks:
+            # The jwt-validation action fetches the issuer's public JWKS (AWS: "must be publicly
+            # accessible"); like authenticate-oidc on an internal ALB, that is assumed to leave from the
+            # ALB's nodes through the NAT, so the ALB may open HTTPS out. Unverified without a deploy.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-alb-out-jwks",
+                security_group_id=sg.id,
+                description="ALB to the token issuer's JWKS endpoint (HTTPS)",
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                tags=self._tags(f"{prefix}-alb-out-jwks"),
+                opts=child,
+            )
 
         access_logs = None
         depends: list[pulumi.Resource] = []

@@ -55,6 +55,7 @@ def build(config: cfg.StackConfig) -> None:
         kms_key_arn=encryption.key_arn,
         audit_log_retention_days=audit_days,
         tags=tags,
+        fetches_jwks=any(r.auth_enforced_by == "alb" for svc in config.services for r in svc.routes),
     ))
 
     web_client = WebClient("web-client", WebClientArgs(

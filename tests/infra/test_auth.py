@@ -76,6 +76,8 @@ def test_the_service_checks_tokens_from_the_pool(synths, stack):
 
 
 def test_dev_stays_public_and_builds_no_issuer(dev):
+    assert not [r for r in dev.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+                if r["name"] == "gateway-alb-out-jwks"]
     assert not dev.of_type(POOL) and not dev.of_type(CLIENT)
     assert not any(name.startswith("AUTH_") for name in app_env(dev))
     assert "auth" not in dev.to_json()["outputs"]
@@ -130,12 +132,17 @@ def test_alb_enforcement_splits_the_route_into_public_reads_and_checked_writes(a
     assert not any(name.startswith("AUTH_") for name in app_env(s))
     listener = s.one("aws:lb/listener:Listener")["inputs"]
     assert listener["protocol"] == "HTTPS"
+    # The ALB fetches the JWKS itself: HTTPS out, and only here (the shipped stacks' ALB has no egress of its own).
+    out = s.one("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "gateway-alb-out-jwks")["inputs"]
+    assert (out["fromPort"], out["toPort"], out["cidrIpv4"]) == (443, 443, "0.0.0.0/0")
 
 
-def test_alb_enforcement_satisfies_the_write_auth_policy(alb_checked):
+def test_alb_enforcement_satisfies_the_write_auth_policy_and_every_mandatory_one(alb_checked):
+    from ops.policy_run import evaluate
     from tests.policy.test_edge_policies import advisory_findings
 
     assert advisory_findings(alb_checked) == []
+    assert [f"{v.policy}: {v.message}" for v in evaluate(alb_checked.to_json()) if v.level == "mandatory"] == []
 
 
 def test_a_cached_route_with_tokens_forwards_authorization_through_its_cache_key(synths):
