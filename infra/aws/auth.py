@@ -109,6 +109,9 @@ class Auth(pulumi.ComponentResource):
             allowed_oauth_flows_user_pool_client=True,
             allowed_oauth_scopes=args.scopes,
             supported_identity_providers=["COGNITO"],
+            # No user sign-in flows (Cognito's default would allow SRP and custom auth): tokens come from
+            # /oauth2/token only; refresh is the one flow Cognito keeps on every client.
+            explicit_auth_flows=["ALLOW_REFRESH_TOKEN_AUTH"],
             access_token_validity=cognito.access_token_minutes,
             token_validity_units=aws.cognito.UserPoolClientTokenValidityUnitsArgs(access_token="minutes"),
             enable_token_revocation=True,

@@ -41,6 +41,7 @@ def test_staging_and_prod_get_an_m2m_cognito_issuer(synths, stack):
     client = s.one(CLIENT)["inputs"]
     assert client["allowedOauthFlows"] == ["client_credentials"] and client["allowedOauthFlowsUserPoolClient"] is True
     assert client["generateSecret"] is True and client["allowedOauthScopes"] == ["products/write"]
+    assert client["explicitAuthFlows"] == ["ALLOW_REFRESH_TOKEN_AUTH"]  # no user sign-in on an M2M client
     assert (client["accessTokenValidity"], client["tokenValidityUnits"]) == (60, {"accessToken": "minutes"})
     domain = s.one("aws:cognito/userPoolDomain:UserPoolDomain")["inputs"]
     assert domain["domain"] == f"refarch-{stack}-123456789012"  # account id: unique per region
