@@ -61,7 +61,7 @@ class ContainerDefinitions:
             env |= {"CACHE_HOST": cache.endpoint, "CACHE_PORT": cache.port.apply(str), "CACHE_TLS": "true",
                     "CACHE_AUTH": "iam", "CACHE_USER": cache.user_name, "CACHE_NAME": cache.replication_group_id}
         if args.flags:
-            env["FLAGS_URL"] = args.flags.url
+            env |= {"FLAGS_URL": args.flags.url, "FLAGS_DEFAULTS": args.flags.defaults}
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,

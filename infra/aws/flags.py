@@ -35,6 +35,8 @@ class FlagNames:
     application: str
     environment: str
     profile: str = PROFILE_NAME
+    # Each declared flag's default as JSON: what the service serves when the agent cannot answer.
+    defaults: str = "{}"
 
     @property
     def path(self) -> str:
@@ -46,8 +48,9 @@ class FlagNames:
         return f"http://localhost:{AGENT_PORT}{self.path}"
 
 
-def flag_names(name_prefix: str, environment: str) -> FlagNames:
-    return FlagNames(application=name_prefix, environment=environment)
+def flag_names(name_prefix: str, environment: str, config: FlagsConfig | None = None) -> FlagNames:
+    defaults = {flag.name: flag.default for flag in config.declared} if config else {}
+    return FlagNames(application=name_prefix, environment=environment, defaults=json.dumps(defaults, sort_keys=True))
 
 
 def configuration_arn(partition: str, region: str, account: str, application_id: str, environment_id: str,

@@ -113,7 +113,7 @@ def build(config: cfg.StackConfig) -> None:
         deployment=config.delivery.deployment,
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
         permissions_boundary_arn=boundary,
-        flags=flag_names(prefix, config.environment) if config.flags.declared else None,
+        flags=flag_names(prefix, config.environment, config.flags) if config.flags.declared else None,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
