@@ -153,9 +153,9 @@ class ContainerDefinitions:
 
     def migration_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
                              env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
-        # No collector runs beside a one-off task: switch the SDK off rather than let it retry
-        # an endpoint that is not there.
-        plain = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+        # No collector (and no flags agent) runs beside a one-off task: switch the SDK off rather
+        # than let it retry an endpoint that is not there.
+        plain = {k: v for k, v in env.items() if not k.startswith(("OTEL_", "FLAGS_"))}
         if self._args.tracing:
             plain["OTEL_SDK_DISABLED"] = "true"
         container = self.hardened(svc, svc.name, image, log_group, "migrate", plain, secrets)
