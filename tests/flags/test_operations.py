@@ -162,3 +162,25 @@ def test_a_stack_without_flag_outputs_is_named(clients, stack):
     stack["outputs"] = {}
     with pytest.raises(OpsError, match="stack dev exports no AppConfig flags"):
         ops_flags.show("dev", deps(clients, stack, RecordingDeployments()))
+
+
+def test_the_task_exits_3_on_a_rollback_and_names_missing_flags(clients, stack, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    import invoke
+
+    spec = importlib.util.spec_from_file_location("refarch_tasks", Path(__file__).parents[2] / "tasks.py")
+    assert spec is not None and spec.loader is not None
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    seam = deployed_once(stack["version"])
+    seam.scripts.append(["ROLLED_BACK"])
+    monkeypatch.setattr(ops_flags, "default_deps", lambda: deps(clients, stack, seam))
+    with pytest.raises(invoke.Exit) as raised:
+        tasks.flags_set(invoke.Context(), stack="dev", name=SORT, value="on")
+    assert raised.value.code == 3 and "AppConfig ROLLED_BACK deployment #2" in str(raised.value.message)
+    with pytest.raises(invoke.Exit) as missing:
+        tasks.flags_set(invoke.Context(), stack="dev", name=SORT, value=None)
+    assert (missing.value.code, missing.value.message) == (
+        1, "error: flags_set needs --value (see `invoke flags_set --help`)")
