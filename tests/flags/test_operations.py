@@ -184,3 +184,20 @@ def test_the_task_exits_3_on_a_rollback_and_names_missing_flags(clients, stack, 
         tasks.flags_set(invoke.Context(), stack="dev", name=SORT, value=None)
     assert (missing.value.code, missing.value.message) == (
         1, "error: flags_set needs --value (see `invoke flags_set --help`)")
+
+
+def test_moto_still_lacks_the_calls_behind_the_seam(clients):
+    """The real seam against moto: boto3 accepts every argument it sends (a misnamed one fails
+    client-side), and moto answers 404, the reason for the seam. Once moto serves these, test
+    through it and drop the recording double."""
+    from botocore.exceptions import ClientError
+
+    real = ops_flags.AppConfigDeployments(clients.appconfig)
+    calls = [lambda: real.history("abc1234", ENV_ID),
+             lambda: real.start(application="abc1234", environment=ENV_ID, profile="prof123",
+                                strategy=STRATEGY_ID, version=1, description="probe"),
+             lambda: real.get("abc1234", ENV_ID, 1)]
+    for call in calls:
+        with pytest.raises(ClientError) as raised:
+            call()
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
