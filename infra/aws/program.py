@@ -12,6 +12,7 @@ from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
 from infra.aws.edge import Edge, EdgeArgs
 from infra.aws.encryption import Encryption, EncryptionArgs
+from infra.aws.flags import Flags, FlagsArgs, flag_names
 from infra.aws.gateway import Gateway, GatewayArgs
 from infra.aws.identity import permissions_boundary_arn
 from infra.aws.monitoring import Monitoring, MonitoringArgs
@@ -112,6 +113,7 @@ def build(config: cfg.StackConfig) -> None:
         deployment=config.delivery.deployment,
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
         permissions_boundary_arn=boundary,
+        flags=flag_names(prefix, config.environment, config.flags) if config.flags.declared else None,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -134,6 +136,13 @@ def build(config: cfg.StackConfig) -> None:
         cache=cache,
         tags=tags,
     ))
+
+    flags = Flags("flags", FlagsArgs(
+        config=config.flags, environment=config.environment, name_prefix=prefix, region=config.region,
+        health_alarm_names=monitoring.all_health_alarm_names,
+        task_role_names={name: d.task_role_name for name, d in services.deployed.items() if d.task_role_name},
+        tags=tags, permissions_boundary_arn=boundary,
+    )) if config.flags.declared else None
 
     # The ALB is internal: the pipeline's smoke check (and every viewer) goes through the edge.
     pulumi.export("gateway_url", edge.url)
@@ -168,3 +177,5 @@ def build(config: cfg.StackConfig) -> None:
     pulumi.export("cache_endpoint", cache.endpoint)
     pulumi.export("alert_topic_arn", monitoring.alert_topic_arn)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
+    pulumi.export("flags", {"application_id": flags.application_id, "environment_id": flags.environment_id,
+                            "profile_id": flags.profile_id, "strategy_id": flags.strategy_id} if flags else None)
