@@ -208,6 +208,26 @@ def releases(c, stack, limit=None):
     stack_ops.releases(stack, limit=_number("limit", limit, 20, minimum=1), deps=default_deps())
 
 
+@task(positional=[], help={"stack": _STACK})
+@_friendly
+def flags(c, stack):
+    """The stack's feature flags: each declared flag's value as AppConfig serves it now, and recent changes."""
+    from ops import flags as flow
+
+    flow.show(stack, deps=flow.default_deps())
+
+
+# Flags, not positionals (`invoke flags-set NAME on`): a positional would swallow `--help` as a name.
+@task(positional=[], help={"stack": _STACK, "name": "a flag declared in refarch:flags", "value": "on or off"})
+@_friendly
+def flags_set(c, stack, name, value):
+    """Switch a flag on or off: an AppConfig deployment with the stack's strategy, watched to its end
+    (exit 3 when AppConfig rolls it back) and recorded in the release ledger as kind `flag`."""
+    from ops import flags as flow
+
+    flow.set_flag(stack, name, value, deps=flow.default_deps())
+
+
 @task(positional=[], help={"stack": _STACK, "dry_run": _DRY})
 @_friendly
 def verify(c, stack, dry_run=False):

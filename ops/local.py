@@ -99,6 +99,10 @@ def up(stack: str, adapter: Adapter, *, ping: Callable[[], None] | None = None,
     written = secrets.ensure(directory, secrets.CACHE_USER, sorted({k for s in config.services for k in s.secrets}))
     for name in written:
         err.print(f"wrote {directory.relative_to(ROOT) / name} (in a 0700 directory; never in the Pulumi state)")
+    from infra.local import flags
+
+    if flags.ensure(flags.host_file(ROOT, stack), config.flags):
+        err.print(f"wrote {flags.host_file(ROOT, stack).relative_to(ROOT)} (the local flags; edit a value to flip it)")
     adapter.select(stack, create=True)
     adapter.up()
     outputs = adapter.outputs()

@@ -175,6 +175,12 @@ def _computed(type_token: str, name: str, region: str, inputs: dict, arn: str | 
         return {"result": "mock-" + _hex(name, 28)}
     if type_token == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         return {}
+    if type_token.startswith("aws:appconfig/"):
+        # AppConfig's own ids: 7 lowercase alphanumerics, unique per stack (policies name them);
+        # versions and deployments count from 1.
+        own = _hex(f"{pulumi.get_stack()}/{name}", 7)
+        return {"environmentId": own, "configurationProfileId": own, "versionNumber": 1,
+                "deploymentNumber": 1, "state": "COMPLETE"}
     return {}
 
 
@@ -233,6 +239,8 @@ class AwsLikeMocks(pulumi.runtime.Mocks):
             rid = arn or name
         elif typ == "aws:cloudfront/distribution:Distribution":
             rid = f"E{_hex(name, 13).upper()}"
+        elif typ in ("aws:appconfig/application:Application", "aws:appconfig/deploymentStrategy:DeploymentStrategy"):
+            rid = _hex(f"{pulumi.get_stack()}/{name}", 7)
         elif typ == "aws:cloudfront/vpcOrigin:VpcOrigin":
             rid = f"vo_{_hex(name, 22)}"
         elif arn and typ.startswith(("aws:lb/", "aws:sns/", "aws:iam/policy", "aws:secretsmanager/", "aws:wafv2/")):

@@ -12,6 +12,7 @@ from infra.config import ServiceConfig
 from infra.config.services import IMAGE_USER
 
 if TYPE_CHECKING:
+    from infra.aws.flags import FlagNames
     from infra.aws.services import ServicesArgs
 
 # Seconds between SIGTERM and SIGKILL. The ALB has already drained the task by then (ECS stops
@@ -25,6 +26,15 @@ ADOT_CONFIG = "--config=/etc/ecs/ecs-default-config.yaml"
 ADOT_CONTAINER = "otel-collector"
 ADOT_MEMORY_RESERVATION = 64  # MiB, soft: the collector idles at ~40 MiB
 OTLP_ENDPOINT = "http://localhost:4317"  # tasks share a network namespace in awsvpc mode
+
+# AppConfig agent 2.x, pinned by digest. The digest could not be resolved from here (no registry
+# access): it is the one public repositories pin for this tag; verify with
+# `docker buildx imagetools inspect public.ecr.aws/aws-appconfig/aws-appconfig-agent:2.x` before merge.
+APPCONFIG_AGENT_IMAGE = ("public.ecr.aws/aws-appconfig/aws-appconfig-agent:2.x"
+                         "@sha256:5e23ec8b3eb883680cdf1e4224c8d0f99405e14eb67131a2def7316eaa418f1a")
+APPCONFIG_AGENT_CONTAINER = "appconfig-agent"
+APPCONFIG_AGENT_MEMORY_RESERVATION = 32  # MiB, soft
+APPCONFIG_POLL_SECONDS = 45  # the agent's default; the cost estimate prices this rate
 
 # Container health check limits (ECS rejects larger values than the ALB accepts).
 CONTAINER_CHECK_TIMEOUT_MAX = 60
@@ -56,6 +66,8 @@ class ContainerDefinitions:
                     "AUTH_WRITE_SCOPES": " ".join(sorted({s for r in svc.routes for s in r.scopes}))}
             if args.auth.audience is not None:
                 env["AUTH_AUDIENCE"] = args.auth.audience
+        if args.flags:
+            env |= {"FLAGS_URL": args.flags.url, "FLAGS_DEFAULTS": args.flags.defaults}
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,
@@ -112,6 +124,24 @@ class ContainerDefinitions:
             container["mountPoints"] = [{"sourceVolume": TMP_VOLUME, "containerPath": "/tmp", "readOnly": False}]
         return container
 
+    def flags_agent(self, flags: FlagNames, log_group: aws.cloudwatch.LogGroup) -> dict[str, Any]:
+        """The AppConfig agent beside the app: serves the stack's flags on localhost:2772."""
+        return {
+            "name": APPCONFIG_AGENT_CONTAINER,
+            "image": APPCONFIG_AGENT_IMAGE,
+            # Flags fall back to their declared defaults without it (services/products flags.py).
+            "essential": False,
+            "memoryReservation": APPCONFIG_AGENT_MEMORY_RESERVATION,
+            "user": IMAGE_USER,  # ECS would otherwise trust the image
+            "privileged": False,
+            "readonlyRootFilesystem": True,
+            "linuxParameters": {"capabilities": {"drop": ["ALL"]}},
+            # Fetched at start, so the app's first read is served from the agent's cache.
+            "environment": [{"name": "PREFETCH_LIST", "value": flags.path},
+                            {"name": "POLL_INTERVAL", "value": str(APPCONFIG_POLL_SECONDS)}],
+            "logConfiguration": self.log_config(log_group, "appconfig"),
+        }
+
     def app_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
                        env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
         container = self.hardened(svc, svc.name, image, log_group, "app", env, secrets)
@@ -129,9 +159,9 @@ class ContainerDefinitions:
 
     def migration_container(self, svc: ServiceConfig, image: pulumi.Input[str], log_group: aws.cloudwatch.LogGroup,
                              env: dict[str, pulumi.Input[str]], secrets: dict[str, pulumi.Input[str]]) -> dict[str, Any]:
-        # No collector runs beside a one-off task: switch the SDK off rather than let it retry
-        # an endpoint that is not there.
-        plain = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+        # No collector (and no flags agent) runs beside a one-off task: switch the SDK off rather
+        # than let it retry an endpoint that is not there.
+        plain = {k: v for k, v in env.items() if not k.startswith(("OTEL_", "FLAGS_"))}
         if self._args.tracing:
             plain["OTEL_SDK_DISABLED"] = "true"
         container = self.hardened(svc, svc.name, image, log_group, "migrate", plain, secrets)

@@ -13,6 +13,7 @@ from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
 from infra.aws.edge import Edge, EdgeArgs
 from infra.aws.encryption import Encryption, EncryptionArgs
+from infra.aws.flags import Flags, FlagsArgs, flag_names
 from infra.aws.gateway import Gateway, GatewayArgs
 from infra.aws.identity import permissions_boundary_arn
 from infra.aws.monitoring import Monitoring, MonitoringArgs
@@ -128,6 +129,7 @@ def build(config: cfg.StackConfig) -> None:
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
         permissions_boundary_arn=boundary,
         auth=auth,
+        flags=flag_names(prefix, config.environment, config.flags) if config.flags.declared else None,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -150,6 +152,13 @@ def build(config: cfg.StackConfig) -> None:
         cache=cache,
         tags=tags,
     ))
+
+    flags = Flags("flags", FlagsArgs(
+        config=config.flags, environment=config.environment, name_prefix=prefix, region=config.region,
+        health_alarm_names=monitoring.all_health_alarm_names,
+        task_role_names={name: d.task_role_name for name, d in services.deployed.items() if d.task_role_name},
+        tags=tags, permissions_boundary_arn=boundary,
+    )) if config.flags.declared else None
 
     # The ALB is internal: the pipeline's smoke check (and every viewer) goes through the edge.
     pulumi.export("gateway_url", edge.url)
@@ -193,3 +202,5 @@ def build(config: cfg.StackConfig) -> None:
             "client_id": auth.client_id,
             "client_secret_arn": auth.client_secret_arn,
         })
+    pulumi.export("flags", {"application_id": flags.application_id, "environment_id": flags.environment_id,
+                            "profile_id": flags.profile_id, "strategy_id": flags.strategy_id} if flags else None)

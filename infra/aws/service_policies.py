@@ -110,3 +110,12 @@ def lifecycle_policy() -> dict[str, Any]:
          "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
          "action": {"type": "expire"}},
     ]}
+
+
+APPCONFIG_READ_ACTIONS = ["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"]
+
+
+def flags_read_policy(configuration_arn: str) -> dict[str, Any]:
+    """The AppConfig agent's reads: the stack's own feature-flag profile in its own environment only."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadOwnFlags", "Effect": "Allow", "Action": APPCONFIG_READ_ACTIONS, "Resource": configuration_arn}]}

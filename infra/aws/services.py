@@ -21,6 +21,7 @@ import pulumi_random as random
 from infra.aws import deployment
 from infra.aws import gateway as gateway_rules
 from infra.aws.containers import ADOT_CONTAINER, TMP_VOLUME, ContainerDefinitions
+from infra.aws.flags import FlagNames
 from infra.aws.monitoring import deployment_alarm_names
 from infra.aws.service_policies import (
     data_access_policy,
@@ -94,6 +95,8 @@ class ServicesArgs:
     smoke_timeout_seconds: int = 10  # per request of the smoke hook
     permissions_boundary_arn: pulumi.Input[str] | None = None
     auth: _Issuer | None = None  # the token issuer, when a route has auth: jwt (infra/aws/auth.py)
+    # Where the AppConfig agent sidecar reads the stack's flags (None: no flags declared).
+    flags: FlagNames | None = None
 
 
 @dataclass
@@ -114,6 +117,7 @@ class DeployedService:
     alternate_target_group_arn: pulumi.Output[str] | None = None
     alternate_target_group_arn_suffix: pulumi.Output[str] | None = None
     deployment_alarm_names: list[str] = field(default_factory=list)  # what ECS rolls back on
+    task_role_name: pulumi.Output[str] | None = None  # the flags layer attaches its read policy to it
 
 
 @dataclass
@@ -241,6 +245,8 @@ class Services(pulumi.ComponentResource):
         if args.tracing:
             app["dependsOn"] = [{"containerName": ADOT_CONTAINER, "condition": "START"}]
             containers.append(self._containers.collector(log_group))
+        if args.flags:
+            containers.append(self._containers.flags_agent(args.flags, log_group))
         task_definition = self._task_definition(f"{base}-task", full, svc, containers, execution_role, task_role)
 
         migration = None
@@ -333,6 +339,7 @@ class Services(pulumi.ComponentResource):
             alternate_target_group_arn=shift.alternate.arn if shift else None,
             alternate_target_group_arn_suffix=shift.alternate.arn_suffix if shift else None,
             deployment_alarm_names=alarm_names,
+            task_role_name=task_role.name,
         )
 
     # --- per-service parts ---------------------------------------------------------------------

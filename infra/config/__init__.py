@@ -18,6 +18,7 @@ from infra.config.base import (
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.deployment import DeploymentConfig
 from infra.config.errors import ConfigError, parse
+from infra.config.flags import Flag, FlagsConfig
 from infra.config.gateway import GatewayConfig, Route
 from infra.config.network import NetworkConfig
 from infra.config.operations import DeliveryConfig, MonitoringConfig, UsageConfig
@@ -26,7 +27,7 @@ from infra.config.stack import CrossFieldError, StackConfig
 
 __all__ = [
     "BUILD_CACHE_TAG", "ENVIRONMENTS", "FARGATE_SIZES", "LOG_RETENTION_DAYS", "MAX_AZS", "PROJECT",
-    "AuthConfig", "CacheConfig", "CognitoConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "GatewayConfig",
+    "AuthConfig", "CacheConfig", "CognitoConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "Flag", "FlagsConfig", "GatewayConfig",
     "HealthCheck", "MonitoringConfig", "NetworkConfig", "Route", "ServiceConfig", "StackConfig", "Strict",
     "UsageConfig", "parse",
 ]

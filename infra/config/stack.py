@@ -12,6 +12,7 @@ from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.deployment import routing_problems
 from infra.config.edge import EdgeConfig, edge_problems
+from infra.config.flags import FlagsConfig
 from infra.config.gateway import GatewayConfig
 from infra.config.local import LocalConfig, Target
 from infra.config.network import NetworkConfig
@@ -47,6 +48,7 @@ class StackConfig(Strict):
     monitoring: MonitoringConfig = MonitoringConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     usage: UsageConfig = UsageConfig()
+    flags: FlagsConfig = FlagsConfig()
     # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
     images: dict[str, str] = {}
     local: LocalConfig | None = None

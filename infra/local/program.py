@@ -5,11 +5,13 @@ Importing it registers nothing; `build` runs inside the Pulumi runtime (or its m
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pulumi
 
 from infra import config as cfg
+from infra.local import flags
 from infra.local.cache import LocalCache, LocalCacheArgs
 from infra.local.database import LocalDatabase, LocalDatabaseArgs
 from infra.local.gateway import LocalGateway, LocalGatewayArgs
@@ -56,7 +58,9 @@ def build(config: cfg.StackConfig) -> None:
     services = LocalServices("services", LocalServicesArgs(
         services=config.services, images=built_images(config), name_prefix=prefix, stack=stack,
         environment=config.environment, networks=nets, database=database, cache=cache, secrets=secrets,
-        tracing=tracing))
+        tracing=tracing,
+        flags_file=str(flags.host_file(ROOT, stack).resolve()) if config.flags.declared else None,
+        flag_defaults=json.dumps({f.name: f.default for f in config.flags.declared}, sort_keys=True)))
 
     gateway = LocalGateway("gateway", LocalGatewayArgs(
         services=config.services, hosts={n: s.host for n, s in services.deployed.items()},

@@ -16,7 +16,7 @@ import pulumi_docker as docker
 
 from infra.config import ServiceConfig
 from infra.config.services import IMAGE_USER
-from infra.local import containers
+from infra.local import containers, flags
 from infra.local.cache import LocalCache
 from infra.local.database import LocalDatabase
 from infra.local.secrets import CACHE_APP, DATABASE_APP, DATABASE_MASTER, LocalSecrets
@@ -57,6 +57,9 @@ class LocalServicesArgs:
     cache: LocalCache
     secrets: LocalSecrets
     tracing: bool
+    # The flags file (infra/local/flags.py) and the declared defaults; None: no flags declared.
+    flags_file: str | None = None
+    flag_defaults: str = "{}"
 
 
 @dataclass
@@ -95,6 +98,8 @@ class LocalServices(pulumi.ComponentResource):
             env |= {"OTEL_SERVICE_NAME": svc.name, "OTEL_EXPORTER_OTLP_ENDPOINT": OTLP_ENDPOINT,
                     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_PROPAGATORS": "tracecontext,baggage",
                     "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={args.environment}"}
+        if args.flags_file:
+            env |= {"FLAGS_URL": flags.URL, "FLAGS_DEFAULTS": args.flag_defaults}
         # `services[].secrets` (Secrets Manager in AWS): one file each, `<NAME>_FILE` to the app.
         for key in sorted(svc.secrets):
             env[f"{key}_FILE"] = args.secrets.container_path(key)
@@ -130,6 +135,9 @@ class LocalServices(pulumi.ComponentResource):
             depends = [migration]
         name = container_name(args.name_prefix, svc)
         base = self._base(svc, image, env, files)
+        if args.flags_file:  # the service only: the migration reads no flags
+            base["mounts"] = [*base["mounts"], docker.ContainerMountArgs(
+                type="bind", source=args.flags_file, target=flags.MOUNT, read_only=True)]
         check = svc.health_check
         if check.command:
             base["healthcheck"] = containers.healthcheck(
@@ -155,7 +163,7 @@ class LocalServices(pulumi.ComponentResource):
                    data: dict[str, pulumi.Input[str]], depends: list[pulumi.Resource]) -> docker.Container:
         """The one-shot migration: as the master user (C2), creating the application's role."""
         args = self._args
-        plain = {k: v for k, v in env.items() if not k.startswith("OTEL_")} | {"OTEL_SDK_DISABLED": "true"}
+        plain = {k: v for k, v in env.items() if not k.startswith(("OTEL_", "FLAGS_"))} | {"OTEL_SDK_DISABLED": "true"}
         files = [f for f in files if f != DATABASE_APP]
         if svc.uses_database:
             plain |= {"DATABASE_AUTH": "password", "DATABASE_USER": args.database.username,

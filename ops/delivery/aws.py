@@ -80,6 +80,10 @@ class Clients:
     def logs(self) -> Any:
         return self.client("logs")
 
+    @cached_property
+    def appconfig(self) -> Any:
+        return self.client("appconfig")
+
 
 class AssumedClients(Clients):
     """Clients in another account: a session from `sts:AssumeRole` of `role_arn` (e.g. the source

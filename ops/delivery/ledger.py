@@ -31,7 +31,9 @@ from ops.delivery.lock import is_expired, iso, parse_iso, read_holder, utcnow
 from ops.errors import OpsError
 
 Outcome = Literal["deploying", "succeeded", "failed", "rolled back"]
-Kind = Literal["deploy", "rollback", "promote", "break-glass"]
+# "flag": a feature-flag change (ops/flags.py); it changes no image, so the reads that pick a
+# release to run, roll back to or promote never return one.
+Kind = Literal["deploy", "rollback", "promote", "break-glass", "flag"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 KINDS: tuple[str, ...] = get_args(Kind)
 
@@ -206,10 +208,13 @@ class Ledger:
                            f"(list them: invoke releases --stack {self.stack})")
         return Release.from_json(item["record"]["S"])
 
-    def history(self, limit: int = 50) -> list[Release]:
-        """Newest first."""
+    def history(self, limit: int = 50, kind: str | None = None) -> list[Release]:
+        """Newest first: the releases (flag changes left out), or only the records of `kind`."""
         found: list[Release] = []
         for release in self._newest_first():
+            wanted = release.kind == kind if kind else release.kind != "flag"
+            if not wanted:
+                continue
             if len(found) >= limit:
                 break
             found.append(release)
@@ -217,11 +222,12 @@ class Ledger:
 
     def current(self) -> Release | None:
         """The newest succeeded release: what the stack runs now (as far as the ledger knows)."""
-        return next((r for r in self._newest_first() if r.outcome == "succeeded"), None)
+        return next((r for r in self._newest_first() if r.outcome == "succeeded" and r.kind != "flag"), None)
 
     def last_good(self, before: str | None = None) -> Release | None:
         """The newest succeeded and verified release strictly older than release id `before`."""
-        return next((r for r in self._newest_first() if r.good and (before is None or r.id < before)), None)
+        return next((r for r in self._newest_first()
+                     if r.good and r.kind != "flag" and (before is None or r.id < before)), None)
 
     def interrupted(self) -> list[Release]:
         """Records still `deploying` that no live run owns: a deploy that crashed or was killed.

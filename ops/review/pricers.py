@@ -355,6 +355,34 @@ def _user_pool_client(r: dict, ctx: Ctx) -> list[Charge]:
         Charge(f"M2M token requests (one caller caching a {num(minutes)}-minute token)", requests / 1000,
                "1k requests", cognito["m2m_token_requests_per_1k"]),
     ]
+# Usage assumption for AppConfig: each running task receives its flags at start and after each flag
+# change; 4 changes and 1 task replacement a month.
+APPCONFIG_RECEIVED_PER_TASK_MONTH = 5
+APPCONFIG_AGENT = "appconfig-agent"
+
+
+def _appconfig_profile(r: dict, ctx: Ctx) -> list[Charge]:
+    """The agents that poll this stack's profile: every service task with the agent sidecar."""
+    import json
+
+    seconds = ctx.hours * 3600
+    polls = tasks = 0.0
+    for service in ctx.index.of_type("aws:ecs/service:Service"):
+        task = ctx.index.get(service["inputs"].get("taskDefinition"))
+        raw = (task or {}).get("inputs", {}).get("containerDefinitions") or "[]"
+        agents = [c for c in (json.loads(raw) if isinstance(raw, str) else raw) if c.get("name") == APPCONFIG_AGENT]
+        if not agents:
+            continue
+        env = {e["name"]: e["value"] for e in agents[0].get("environment") or []}
+        desired = float(service["inputs"].get("desiredCount") or 0)
+        tasks += desired
+        polls += desired * seconds / float(env.get("POLL_INTERVAL", 45))  # 45 s: the agent's default
+    if not tasks:
+        raise Free("no task polls the profile")
+    price = ctx.p["appconfig"]
+    return [Charge(f"configuration requests ({num(tasks)} task(s) polling)", polls, "request", price["request"]),
+            Charge(f"configurations received ({APPCONFIG_RECEIVED_PER_TASK_MONTH} per task a month: start and flag "
+                   f"changes)", tasks * APPCONFIG_RECEIVED_PER_TASK_MONTH, "configuration", price["received"])]
 
 
 def _free(reason: str):
@@ -396,4 +424,8 @@ PRICERS = {
     "aws:cognito/userPool:UserPool": _free("billed per monthly active user; an M2M-only pool has none"),
     "aws:cognito/userPoolDomain:UserPoolDomain": _free("no charge; token requests are priced on the app client"),
     "aws:cognito/resourceServer:ResourceServer": _free("no charge"),
+    "aws:appconfig/configurationProfile:ConfigurationProfile": _appconfig_profile,
+    **{f"aws:appconfig/{kind}": _free("no charge: AppConfig bills configuration requests and receipts (the profile)")
+       for kind in ("application:Application", "environment:Environment", "deploymentStrategy:DeploymentStrategy",
+                    "hostedConfigurationVersion:HostedConfigurationVersion", "deployment:Deployment")},
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from infra.local import flags as local_flags
 from infra.local import secrets as local_secrets
 from tests.local.conftest import containers
 
@@ -60,11 +61,13 @@ def test_secrets_reach_containers_as_read_only_files_never_as_values(local_synth
         envs = container["inputs"].get("envs", [])
         assert not [e for e in envs if e.split("=")[0].endswith(("PASSWORD", "TOKEN"))], name
         for mount in container["inputs"].get("mounts", []):
-            assert mount["readOnly"] is True and mount["target"].startswith(local_secrets.MOUNT), name
+            # Besides the secrets, only the (non-secret) flags file is mounted, read-only too.
+            assert mount["readOnly"] is True, name
+            assert mount["target"].startswith(local_secrets.MOUNT) or mount["target"] == local_flags.MOUNT, name
     service = containers(local_synth)["products-service"]
     mounted = {m["target"] for m in service["inputs"]["mounts"]}
     assert mounted == {f"{local_secrets.MOUNT}/{local_secrets.DATABASE_APP}",
-                       f"{local_secrets.MOUNT}/{local_secrets.CACHE_APP}"}
+                       f"{local_secrets.MOUNT}/{local_secrets.CACHE_APP}", local_flags.MOUNT}
     # The app's own role, not the master user (C2), as in AWS.
     assert "DATABASE_USER=app_rw" in service["inputs"]["envs"]
 

@@ -26,12 +26,14 @@ from products.cache import Cache, CacheUnavailable
 from products.config import Settings
 from products.db import Database, DatabaseUnavailable, InvalidData
 from products.errors import BodySizeLimit, capped, error_body
+from products.flags import Flags
 from products.models import PATTERN_MESSAGES, Product, ProductCreate
 from products.openapi import build_openapi
 
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
+SORT_BY_PRICE = "catalog-sort-by-price"  # the sample flag (stacks/*.yaml, refarch:flags)
 METHOD_ORDER = ("GET", "POST", "HEAD", "OPTIONS")
 
 
@@ -117,9 +119,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info("cache client for %s", settings.cache.describe())
         app.state.database = database
         app.state.cache = cache
+        app.state.flags = Flags(settings.flags)
         try:
             yield
         finally:
+            app.state.flags.flush()
             await cache.close()
             await database.close()
 
@@ -197,8 +201,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def recent_products(request: Request, limit: int = Query(20, ge=1, le=100)) -> Response:
         database: Database = request.app.state.database
         products = await database.recent_products(limit)
+        # The flag reorders the page it returns: the same products, cheapest first.
+        flag = await request.app.state.flags.get(SORT_BY_PRICE)
+        if flag.enabled:
+            products = sorted(products, key=lambda product: product.price)
         body = "[" + ",".join(product.to_json() for product in products) + "]"
-        return Response(content=body, media_type="application/json")
+        shown = f"{'on' if flag.enabled else 'off'}; source={flag.source}"
+        return Response(
+            content=body, media_type="application/json", headers={"X-Flag-Sort-By-Price": shown}
+        )
 
     async def get_product(product_id: UUID, request: Request) -> Response:
         database: Database = request.app.state.database

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from psycopg.conninfo import make_conninfo
 
 from products.credentials import ElastiCacheIamToken, PasswordFile, RdsIamToken, StaticPassword
+from products.flags import FlagSettings
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TLS_SSLMODES = ("require", "verify-ca", "verify-full")
@@ -373,6 +374,7 @@ class Settings:
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
     log_level: str = "INFO"
     health_timeout_seconds: float = 2.0
+    flags: FlagSettings = field(default_factory=FlagSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -389,6 +391,7 @@ class Settings:
             health_timeout_seconds=env.number(
                 "HEALTH_TIMEOUT_SECONDS", 2.0, minimum=0.1, maximum=30
             ),
+            flags=FlagSettings.read(env),
         )
         env.check()
         return settings
