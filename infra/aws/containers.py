@@ -50,6 +50,8 @@ class ContainerDefinitions:
             cache = args.cache
             env |= {"CACHE_HOST": cache.endpoint, "CACHE_PORT": cache.port.apply(str), "CACHE_TLS": "true",
                     "CACHE_AUTH": "iam", "CACHE_USER": cache.user_name, "CACHE_NAME": cache.replication_group_id}
+        if args.analytics_stream_name is not None:
+            env["ANALYTICS_STREAM"] = args.analytics_stream_name
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import config as cfg
+from infra.aws.analytics import Analytics, AnalyticsArgs
 from infra.aws.autoscaling import Autoscaling, AutoscalingArgs
 from infra.aws.cache import Cache, CacheArgs
 from infra.aws.database import Database, DatabaseArgs
@@ -94,6 +95,18 @@ def build(config: cfg.StackConfig) -> None:
         tags=tags,
     ))
 
+    # Product events: Firehose -> Parquet in S3 -> Glue -> Athena (docs/analytics.md).
+    analytics = Analytics("analytics", AnalyticsArgs(
+        config=config.analytics,
+        name_prefix=prefix,
+        region=config.region,
+        kms_key_arn=encryption.key_arn,
+        log_retention_days=config.monitoring.log_retention_days,
+        force_destroy=not prod,
+        tags=tags,
+        permissions_boundary_arn=boundary,
+    )) if config.analytics_enabled else None
+
     services = Services("services", ServicesArgs(
         services=config.services,
         images=config.images,
@@ -112,6 +125,8 @@ def build(config: cfg.StackConfig) -> None:
         deployment=config.delivery.deployment,
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
         permissions_boundary_arn=boundary,
+        analytics_stream_name=analytics.stream_name if analytics else None,
+        analytics_stream_arn=analytics.stream_arn if analytics else None,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -133,6 +148,7 @@ def build(config: cfg.StackConfig) -> None:
         database=database,
         cache=cache,
         tags=tags,
+        analytics=analytics,
     ))
 
     # The ALB is internal: the pipeline's smoke check (and every viewer) goes through the edge.
@@ -168,3 +184,10 @@ def build(config: cfg.StackConfig) -> None:
     pulumi.export("cache_endpoint", cache.endpoint)
     pulumi.export("alert_topic_arn", monitoring.alert_topic_arn)
     pulumi.export("dashboard_name", monitoring.dashboard_name)
+    pulumi.export("analytics", {
+        "stream_name": analytics.stream_name,
+        "bucket_name": analytics.bucket_name,
+        "database_name": analytics.database_name,
+        "workgroup_name": analytics.workgroup_name,
+        "reader_role_arn": analytics.reader_role_arn,
+    } if analytics else None)

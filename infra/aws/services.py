@@ -26,6 +26,7 @@ from infra.aws.service_policies import (
     ecr_repository_arn,
     execution_policy,
     lifecycle_policy,
+    put_events_policy,
     secret_arn,
     tracing_policy,
     trust_policy,
@@ -86,6 +87,9 @@ class ServicesArgs:
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     smoke_timeout_seconds: int = 10  # per request of the smoke hook
     permissions_boundary_arn: pulumi.Input[str] | None = None
+    # The stack's product-event stream (infra/aws/analytics.py); None: analytics off.
+    analytics_stream_name: pulumi.Input[str] | None = None
+    analytics_stream_arn: pulumi.Input[str] | None = None
 
 
 @dataclass
@@ -418,6 +422,11 @@ class Services(pulumi.ComponentResource):
         if svc.uses_database or svc.uses_cache:
             policies.append(aws.iam.RolePolicy(f"{base}-task-data", role=task_role.id, name="data-access",
                                                policy=self._data_access(svc), opts=child))
+        if args.analytics_stream_arn is not None:
+            policies.append(aws.iam.RolePolicy(
+                f"{base}-task-events", role=task_role.id, name="put-events",
+                policy=pulumi.Output.from_input(args.analytics_stream_arn).apply(
+                    lambda arn: json.dumps(put_events_policy(arn))), opts=child))
         if args.tracing:
             policies.append(aws.iam.RolePolicy(f"{base}-task-tracing", role=task_role.id, name="xray-write",
                                                policy=json.dumps(tracing_policy()), opts=child))

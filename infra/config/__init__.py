@@ -5,6 +5,7 @@ production-safe choice; a stack opts out explicitly (dev says `multi_az: false`,
 `multi_az: true`). Unknown keys are errors so that a typo never falls back silently to a default.
 """
 
+from infra.config.analytics import AnalyticsConfig
 from infra.config.base import (
     BUILD_CACHE_TAG,
     ENVIRONMENTS,
@@ -24,7 +25,7 @@ from infra.config.services import HealthCheck, ServiceConfig
 from infra.config.stack import CrossFieldError, StackConfig
 
 __all__ = [
-    "BUILD_CACHE_TAG", "ENVIRONMENTS", "FARGATE_SIZES", "LOG_RETENTION_DAYS", "MAX_AZS", "PROJECT",
+    "AnalyticsConfig", "BUILD_CACHE_TAG", "ENVIRONMENTS", "FARGATE_SIZES", "LOG_RETENTION_DAYS", "MAX_AZS", "PROJECT",
     "CacheConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "GatewayConfig",
     "HealthCheck", "MonitoringConfig", "NetworkConfig", "Route", "ServiceConfig", "StackConfig", "Strict",
     "UsageConfig", "parse",

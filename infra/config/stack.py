@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config.analytics import AnalyticsConfig, analytics_problems
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
 from infra.config.deployment import routing_problems
@@ -45,9 +46,15 @@ class StackConfig(Strict):
     monitoring: MonitoringConfig = MonitoringConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     usage: UsageConfig = UsageConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
     # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
     images: dict[str, str] = {}
     local: LocalConfig | None = None
+
+    @property
+    def analytics_enabled(self) -> bool:
+        """Product events flow to Firehose: AWS stacks only (a local service counts them and drops them)."""
+        return self.target == "aws" and self.analytics.enabled
 
     @property
     def local_target(self) -> LocalConfig:
@@ -104,6 +111,7 @@ class StackConfig(Strict):
         problems += self._target_problems()
         problems += routing_problems(self.delivery.deployment, self.services)
         problems += edge_problems(self)
+        problems += analytics_problems(self.analytics)
         rules = listener_rules(self.delivery.deployment, self.services)
         if rules > LISTENER_RULES_MAX:
             problems.append(f"services: {rules} listener rules (production and test rules included), an ALB "
