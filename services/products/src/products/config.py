@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from psycopg.conninfo import make_conninfo
 
 from products.credentials import ElastiCacheIamToken, PasswordFile, RdsIamToken, StaticPassword
+from products.events import EmitterSettings
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 TLS_SSLMODES = ("require", "verify-ca", "verify-full")
@@ -324,10 +325,25 @@ class CacheSettings:
         return f"{scheme}://{user}{self.host}:{self.port} (auth={self.auth_mode})"
 
 
+def _analytics(env: _Env) -> EmitterSettings:
+    stream = env.optional("ANALYTICS_STREAM", "") or None
+    region = env.optional("AWS_REGION", env.optional("AWS_DEFAULT_REGION", ""))
+    if stream and not region:
+        env.invalid.append("ANALYTICS_STREAM needs AWS_REGION (ECS sets it on Fargate)")
+    return EmitterSettings(
+        stream=stream,
+        region=region,
+        queue_size=env.integer("ANALYTICS_QUEUE_SIZE", 10_000, minimum=1, maximum=1_000_000),
+        flush_seconds=env.number("ANALYTICS_FLUSH_SECONDS", 1.0, minimum=0.05, maximum=60),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings
     cache: CacheSettings
+    # Product events (products.events): no ANALYTICS_STREAM, a no-op sink that still counts.
+    analytics: EmitterSettings = field(default_factory=EmitterSettings)
     port: int = 8080
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
     log_level: str = "INFO"
@@ -339,6 +355,7 @@ class Settings:
         settings = cls(
             database=DatabaseSettings._read(env),
             cache=CacheSettings._read(env),
+            analytics=_analytics(env),
             port=env.integer("PORT", 8080, minimum=1, maximum=65535),
             host=env.optional("HOST", "0.0.0.0"),  # noqa: S104
             log_level=env.choice(
