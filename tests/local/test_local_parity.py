@@ -11,6 +11,7 @@ from tests.local.conftest import containers
 AWS_ONLY = {
     "CACHE_NAME",  # signs the ElastiCache IAM token
     "OTEL_LOGS_EXPORTER", "OTEL_METRICS_EXPORTER",  # the ADOT sidecar forwards traces only, to X-Ray
+    "ANALYTICS_STREAM",  # no Firehose locally: without it the service's events go to a counting no-op sink
 }
 # Secrets are files locally: `<NAME>_FILE` stands for each secret the task definition injects.
 FILE_SUFFIX = "_FILE"
