@@ -215,3 +215,15 @@ def test_a_local_stack_accepts_the_section_and_ignores_it():
 
 def _listed(value):
     return value if isinstance(value, list) else [value]
+
+
+def test_the_diagram_draws_service_to_stream_to_bucket_from_the_references(s):
+    from ops.review import diagram
+
+    graph = diagram.build(s.to_json())
+    service = graph.by_urn[s.one("aws:ecs/service:Service")["urn"]]
+    fh = graph.by_urn[stream(s)["urn"]]
+    store = graph.by_urn[bucket(s)["urn"]]
+    assert graph.edges[(service, fh)].labels == ["events"]
+    assert graph.edges[(fh, store)].labels == ["Parquet"]
+    assert graph.nodes[fh].layer == graph.nodes[store].layer == "analytics"
