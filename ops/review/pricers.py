@@ -365,6 +365,9 @@ def _firehose(r: dict, ctx: Ctx) -> list[Charge]:
         Charge(f"S3 Standard-IA: events, days {standard_days}..{kept_days}", monthly_gb * ia_days / 30, "GB-month",
                s3["standard_ia_gb_month"]),
         # Firehose writes an object per buffer interval (or full buffer): at most one per interval.
+        # The services' own metrics of what they sent and dropped (products.events, EMF), one Stream dimension.
+        Charge("custom metrics ProductEvents EventsSent / EventsDropped", 2, "metric-month",
+               ctx.p["cloudwatch_custom_metrics"]["metric_month"]),
         Charge("S3 PUTs (one object per buffer interval at most)",
                ctx.hours * 3600 / max(int((r["inputs"].get("extendedS3Configuration") or {}).get("bufferingInterval")
                                           or 300), 60) / 1000, "1k requests", s3["put_per_1000"]),
