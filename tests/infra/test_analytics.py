@@ -227,3 +227,24 @@ def test_the_diagram_draws_service_to_stream_to_bucket_from_the_references(s):
     assert graph.edges[(service, fh)].labels == ["events"]
     assert graph.edges[(fh, store)].labels == ["Parquet"]
     assert graph.nodes[fh].layer == graph.nodes[store].layer == "analytics"
+
+
+DEV_BUDGET = 60.0  # dollars a month at list price, the bound for dev
+
+
+def test_analytics_is_priced_from_the_usage_assumptions_and_dev_stays_in_budget(synths, config_of):
+    from ops.review import cost
+
+    dev = config_of("dev")
+    listed = cost.estimate(synths["dev"].to_json(), dev.usage, dev.region, cloudwatch_free_tier=False)
+    assert listed.total <= DEV_BUDGET, cost.money(listed.total)
+    charges = {c.what.split(" (")[0]: c for r in listed.resources if r.layer == "analytics" for c in r.charges}
+    ingest = charges["ingestion"]
+    # 100,000 events billed at 5 KB each: 0.512 GB at $0.029.
+    assert (round(ingest.quantity, 3), ingest.unit_price) == (0.512, 0.029)
+    assert charges["JSON to Parquet conversion"].quantity == ingest.quantity
+    scanned = charges["data scanned"]
+    assert round(scanned.quantity, 4) == round(dev.usage.athena_queries_per_month * 0.1 / 1000, 4)
+    statuses = {r.name: r.status for r in listed.resources if r.layer == "analytics"}
+    assert statuses["analytics-table"] == statuses["analytics-database"] == "free"
+    assert statuses["analytics-stream"] == statuses["analytics-workgroup"] == "priced"
