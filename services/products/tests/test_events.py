@@ -327,3 +327,21 @@ def test_a_burst_larger_than_the_queue_leaves_requests_fast_and_drops_counted(
     events = delivered(stream)
     assert len(events) == 1 + 1 + queue_size == emitter.sent
     assert (emitter.emitted, emitter.dropped) == (2 + burst, burst - queue_size)
+
+
+def test_shutdown_never_waits_on_a_firehose_that_does_not_answer(stream, moto_server):
+    _, moto = moto_server
+    emitter = emitter_for(stream, flush_seconds=0.05)
+    emitter.start()
+    moto.send_signal(signal.SIGSTOP)
+    try:
+        emitter.emit(product_event("product_viewed", request_id="in-flight"))
+        time.sleep(0.3)  # that one is in flight, blocked
+        for i in range(5):
+            emitter.emit(product_event("product_viewed", request_id=f"queued-{i}"))
+        started = time.perf_counter()
+        emitter.close(timeout=0.5)
+        assert time.perf_counter() - started < 1.0
+        assert emitter.dropped == 5  # the queued ones; the one in flight may still land
+    finally:
+        moto.send_signal(signal.SIGCONT)

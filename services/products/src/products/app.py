@@ -109,7 +109,7 @@ def _options(allow: str) -> Callable[[], Awaitable[Response]]:
 def _emit(request: Request, name: str, product_id: str | None = None) -> None:
     """Hand a product event to the emitter: a queue put, never a wait (products.events)."""
     events: Emitter | None = getattr(request.app.state, "events", None)
-    if events is None:
+    if events is None or request.method == "HEAD":  # HEAD shares the GET handler: no view
         return
     trace = request.headers.get("x-amzn-trace-id", "")
     request_id = trace.partition("Root=")[2].split(";")[0] or str(uuid4())

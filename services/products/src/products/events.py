@@ -15,6 +15,7 @@ that still counts, so the same code runs everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -36,6 +37,7 @@ SENT_METRIC = "EventsSent"
 MAX_BATCH_RECORDS = 500  # PutRecordBatch: records per call
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # PutRecordBatch: bytes per call
 MAX_RECORD_BYTES = 1000 * 1024  # Firehose: one record
+WAKE = b""  # put by close(): the sender stops waiting for the flush deadline
 
 
 def occurred_at(now: datetime | None = None) -> str:
@@ -133,7 +135,8 @@ class Emitter:
     def __init__(self, settings: EmitterSettings, sink: Sink, *, metrics_out: IO[str] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.sink = settings, sink
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=settings.queue_size)
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=settings.queue_size)
+        self._stop = threading.Event()
         self._metrics_out = metrics_out or sys.stdout
         self._clock = clock
         self._lock = threading.Lock()
@@ -177,12 +180,25 @@ class Emitter:
             self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Deliver what is queued, then stop (called on shutdown, before ECS's SIGKILL)."""
+        """Deliver what is queued, then stop (called on shutdown, before ECS's SIGKILL).
+
+        Bounded by `timeout`: if Firehose does not answer by then, what is still queued is counted
+        as dropped and the process may exit; shutdown never waits on analytics.
+        """
         if self._thread is None:
             return
-        # The sentinel may wait for room: the thread is draining, so room comes.
-        self._queue.put(None, timeout=timeout)
+        self._stop.set()
+        with contextlib.suppress(queue.Full):  # full: the sender is busy taking, sees the flag soon
+            self._queue.put_nowait(WAKE)
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            left = 0
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    left += bool(self._queue.get_nowait())  # WAKE is no event
+            self._drop(left, "not delivered by shutdown")
+            log.warning("product events: no answer from Firehose %.0f s into shutdown; "
+                        "%d queued events not delivered", timeout, left)
         self._thread = None
         self._report(force=True)
 
@@ -191,16 +207,14 @@ class Emitter:
         deadline = self._clock() + self.settings.flush_seconds
         while True:
             try:
-                item = self._queue.get(timeout=max(deadline - self._clock(), 0.01))
+                wait = 0.0 if self._stop.is_set() else max(deadline - self._clock(), 0.01)
+                item = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
+                if item:  # not WAKE
+                    pending.append(item)
             except queue.Empty:
-                item = b""
-            if item is None:
-                self._flush(pending)
-                return
-            if not item:
-                self._report()
-            if item:
-                pending.append(item)
+                if self._stop.is_set():  # stopping and nothing left to take: the last batch
+                    self._flush(pending)
+                    return
             if len(pending) >= MAX_BATCH_RECORDS or self._clock() >= deadline:
                 self._flush(pending)
                 pending = []
