@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws.analytics_queries import EVENT_COLUMNS, named_queries
+from infra.config import naming
 from infra.config.analytics import AnalyticsConfig
 from infra.tags import with_name
 
@@ -36,20 +37,6 @@ PARQUET = {
     "input": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
     "output": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
 }
-
-
-def stream_name(prefix: str) -> str:
-    return f"{prefix}-events"
-
-
-def database_name(prefix: str) -> str:
-    # Athena wants lowercase letters, digits and underscores in names it does not quote.
-    return f"{prefix}_analytics".replace("-", "_").lower()
-
-
-def stream_arn(partition: str, region: str, account: str, prefix: str) -> str:
-    """The stream's ARN before it exists: the task role names it, the services layer needs no reference."""
-    return f"arn:{partition}:firehose:{region}:{account}:deliverystream/{stream_name(prefix)}"
 
 
 @dataclass
@@ -85,9 +72,9 @@ class Analytics(pulumi.ComponentResource):
         bucket_arn = bucket.arn
 
         database = aws.glue.CatalogDatabase(
-            f"{name}-database", name=database_name(prefix),
+            f"{name}-database", name=naming.analytics_database(prefix),
             description=f"{prefix}: product events (the service's own, no personal data)",
-            tags=with_name(args.tags, database_name(prefix)), opts=child)
+            tags=with_name(args.tags, naming.analytics_database(prefix)), opts=child)
         location = pulumi.Output.concat("s3://", bucket.bucket, "/", DATA_PREFIX)
         table = aws.glue.CatalogTable(
             f"{name}-table", name=TABLE, database_name=database.name, table_type="EXTERNAL_TABLE",
@@ -117,16 +104,16 @@ class Analytics(pulumi.ComponentResource):
             opts=child)
 
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-firehose-logs", name=f"/{prefix}/firehose/{stream_name(prefix)}",
+            f"{name}-firehose-logs", name=f"/{prefix}/firehose/{naming.analytics_stream(prefix)}",
             retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=with_name(args.tags, f"/{prefix}/firehose/{stream_name(prefix)}"), opts=child)
+            tags=with_name(args.tags, f"/{prefix}/firehose/{naming.analytics_stream(prefix)}"), opts=child)
         log_stream = aws.cloudwatch.LogStream(
             f"{name}-firehose-delivery-log", name="DestinationDelivery", log_group_name=log_group.name, opts=child)
 
         catalog = pulumi.Output.all(partition, account).apply(
             lambda v: f"arn:{v[0]}:glue:{args.region}:{v[1]}")
         role = self._role(name, args, account, "firehose", "firehose.amazonaws.com",
-                          f"Firehose delivers {stream_name(prefix)} to the analytics bucket")
+                          f"Firehose delivers {naming.analytics_stream(prefix)} to the analytics bucket")
         delivery_policy = aws.iam.RolePolicy(
             f"{name}-firehose-policy", role=role.id, name="deliver-events",
             policy=pulumi.Output.all(bucket_arn, catalog, database.name, args.kms_key_arn, log_group.arn).apply(
@@ -136,7 +123,7 @@ class Analytics(pulumi.ComponentResource):
             opts=child)
 
         self.stream = aws.kinesis.FirehoseDeliveryStream(
-            f"{name}-stream", name=stream_name(prefix), destination="extended_s3",
+            f"{name}-stream", name=naming.analytics_stream(prefix), destination="extended_s3",
             server_side_encryption=aws.kinesis.FirehoseDeliveryStreamServerSideEncryptionArgs(
                 enabled=True, key_type="CUSTOMER_MANAGED_CMK", key_arn=args.kms_key_arn),
             extended_s3_configuration=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
@@ -148,12 +135,12 @@ class Analytics(pulumi.ComponentResource):
                     enabled=True, log_group_name=log_group.name, log_stream_name=log_stream.name),
                 data_format_conversion_configuration=_conversion(database.name, table.name, role.arn),
             ),
-            tags=with_name(args.tags, stream_name(prefix)),
+            tags=with_name(args.tags, naming.analytics_stream(prefix)),
             # Firehose checks its role's permissions when the stream is created.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[delivery_policy]))
 
         self.workgroup = aws.athena.Workgroup(
-            f"{name}-workgroup", name=f"{prefix}-analytics",
+            f"{name}-workgroup", name=naming.analytics_workgroup(prefix),
             description=f"{prefix}: product analytics, {cfg.query_scan_limit_mb} MB scanned per query at most",
             force_destroy=args.force_destroy,
             configuration=aws.athena.WorkgroupConfigurationArgs(
@@ -166,8 +153,8 @@ class Analytics(pulumi.ComponentResource):
                         encryption_option="SSE_KMS", kms_key_arn=args.kms_key_arn),
                 ),
             ),
-            tags=with_name(args.tags, f"{prefix}-analytics"), opts=child)
-        for query_name, (description, sql) in named_queries(database_name(prefix), TABLE).items():
+            tags=with_name(args.tags, naming.analytics_workgroup(prefix)), opts=child)
+        for query_name, (description, sql) in named_queries(naming.analytics_database(prefix), TABLE).items():
             aws.athena.NamedQuery(
                 f"{name}-query-{query_name}", name=query_name, description=description, query=sql,
                 database=database.name, workgroup=self.workgroup.name, opts=child)
@@ -189,10 +176,9 @@ class Analytics(pulumi.ComponentResource):
     def _bucket(self, name: str, args: AnalyticsArgs, account: pulumi.Output[str]) -> aws.s3.Bucket:
         prefix, cfg = args.name_prefix, args.config
         child = pulumi.ResourceOptions(parent=self)
-        # Account and region make it globally unique; "-events-" is shorter than the access-log
-        # bucket's "-alb-logs-", so every stack name the naming rules accept fits in 63 characters.
+        # Account and region make it globally unique (checked by the schema, infra/config/naming.py).
         bucket = aws.s3.Bucket(
-            f"{name}-bucket", bucket=account.apply(lambda acct: f"{prefix}-events-{acct}-{args.region}"),
+            f"{name}-bucket", bucket=account.apply(lambda acct: naming.analytics_bucket(prefix, acct, args.region)),
             force_destroy=args.force_destroy, tags=with_name(args.tags, f"{prefix}-events"), opts=child)
         public_block = aws.s3.BucketPublicAccessBlock(
             f"{name}-private", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
@@ -246,7 +232,7 @@ class Analytics(pulumi.ComponentResource):
 
     def _role(self, name: str, args: AnalyticsArgs, account: pulumi.Output[str], suffix: str,
               service: str | None, description: str) -> aws.iam.Role:
-        role_name = f"{args.name_prefix}-analytics-{suffix}"
+        role_name = naming.analytics_role(args.name_prefix, suffix)
         return aws.iam.Role(
             f"{name}-{suffix}-role", name=role_name, description=description,
             assume_role_policy=account.apply(lambda acct: json.dumps(trust_policy(acct, service))),
