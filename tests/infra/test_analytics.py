@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -248,3 +249,24 @@ def test_analytics_is_priced_from_the_usage_assumptions_and_dev_stays_in_budget(
     statuses = {r.name: r.status for r in listed.resources if r.layer == "analytics"}
     assert statuses["analytics-table"] == statuses["analytics-database"] == "free"
     assert statuses["analytics-stream"] == statuses["analytics-workgroup"] == "priced"
+
+
+def test_the_table_schema_is_the_shape_the_service_writes():
+    from datetime import UTC, datetime
+
+    from products import events
+
+    from infra.aws.analytics import TIMESTAMP_FORMAT
+    from infra.config.analytics import DEFAULT_EVENTS
+
+    record = events.product_event("product_viewed", request_id="r", product_id="p",
+                                  now=datetime(2026, 12, 2, 20, 0, 1, 234567, tzinfo=UTC))
+    # Same columns in the same order, and the timestamp in the Joda pattern Firehose is given.
+    assert list(record) == [name for name, _, _ in EVENT_COLUMNS]
+    assert record["occurred_at"] == "2026-12-02T20:00:01.234Z"
+    assert TIMESTAMP_FORMAT == "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
+    assert record["schema_version"] == events.SCHEMA_VERSION == 1
+    # The app emits exactly the events the schema lists by default.
+    app_source = Path(events.__file__).with_name("app.py").read_text()
+    emitted = set(re.findall(r'_emit\(request, "([a-z_]+)"', app_source))
+    assert emitted == set(DEFAULT_EVENTS)
