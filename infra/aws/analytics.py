@@ -59,6 +59,7 @@ class Analytics(pulumi.ComponentResource):
     database_name: pulumi.Output[str]
     reader_role_arn: pulumi.Output[str]
     buffer_seconds: int
+    events: list[str]
 
     def __init__(self, name: str, args: AnalyticsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("refarch:analytics:Analytics", name, None, opts)
@@ -161,7 +162,7 @@ class Analytics(pulumi.ComponentResource):
 
         reader = self._reader_role(name, args, account, bucket_arn, catalog, database.name)
 
-        self.buffer_seconds = cfg.buffer_seconds
+        self.buffer_seconds, self.events = cfg.buffer_seconds, list(cfg.events)
         self.stream_name = self.stream.name
         self.stream_arn = self.stream.arn
         self.bucket_name = bucket.bucket

@@ -50,8 +50,9 @@ class ContainerDefinitions:
             cache = args.cache
             env |= {"CACHE_HOST": cache.endpoint, "CACHE_PORT": cache.port.apply(str), "CACHE_TLS": "true",
                     "CACHE_AUTH": "iam", "CACHE_USER": cache.user_name, "CACHE_NAME": cache.replication_group_id}
-        if args.analytics_stream_name is not None:
-            env["ANALYTICS_STREAM"] = args.analytics_stream_name
+        if args.analytics is not None:
+            # The service drops (and counts) any event the stack file does not declare.
+            env |= {"ANALYTICS_STREAM": args.analytics.stream_name, "ANALYTICS_EVENTS": ",".join(args.analytics.events)}
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,

@@ -125,8 +125,7 @@ def build(config: cfg.StackConfig) -> None:
         deployment=config.delivery.deployment,
         smoke_timeout_seconds=config.delivery.smoke_timeout_seconds,
         permissions_boundary_arn=boundary,
-        analytics_stream_name=analytics.stream_name if analytics else None,
-        analytics_stream_arn=analytics.stream_arn if analytics else None,
+        analytics=analytics,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(

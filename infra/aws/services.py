@@ -57,6 +57,12 @@ class _Database(Protocol):
     master_secret_arn: pulumi.Output[str]
 
 
+class _Analytics(Protocol):
+    stream_name: pulumi.Output[str]
+    stream_arn: pulumi.Output[str]
+    events: list[str]
+
+
 class _Cache(Protocol):
     security_group_id: pulumi.Output[str]
     endpoint: pulumi.Output[str]
@@ -88,8 +94,7 @@ class ServicesArgs:
     smoke_timeout_seconds: int = 10  # per request of the smoke hook
     permissions_boundary_arn: pulumi.Input[str] | None = None
     # The stack's product-event stream (infra/aws/analytics.py); None: analytics off.
-    analytics_stream_name: pulumi.Input[str] | None = None
-    analytics_stream_arn: pulumi.Input[str] | None = None
+    analytics: _Analytics | None = None
 
 
 @dataclass
@@ -422,11 +427,10 @@ class Services(pulumi.ComponentResource):
         if svc.uses_database or svc.uses_cache:
             policies.append(aws.iam.RolePolicy(f"{base}-task-data", role=task_role.id, name="data-access",
                                                policy=self._data_access(svc), opts=child))
-        if args.analytics_stream_arn is not None:
+        if args.analytics is not None:
             policies.append(aws.iam.RolePolicy(
                 f"{base}-task-events", role=task_role.id, name="put-events",
-                policy=pulumi.Output.from_input(args.analytics_stream_arn).apply(
-                    lambda arn: json.dumps(put_events_policy(arn))), opts=child))
+                policy=args.analytics.stream_arn.apply(lambda arn: json.dumps(put_events_policy(arn))), opts=child))
         if args.tracing:
             policies.append(aws.iam.RolePolicy(f"{base}-task-tracing", role=task_role.id, name="xray-write",
                                                policy=json.dumps(tracing_policy()), opts=child))

@@ -168,7 +168,7 @@ def test_readers_query_through_their_own_role_not_the_services(s):
     assert reader["inputs"]["name"] != s.one("aws:iam/role:Role", "services-products-task-role")["inputs"]["name"]
 
 
-def test_the_task_role_puts_on_its_stacks_stream_and_the_app_is_told_its_name(s):
+def test_the_task_role_puts_on_its_stacks_stream_and_the_app_is_told_its_name(s, cfg):
     (put,) = role_policy(s, "services-products-task-events")
     assert put == {"Sid": "PutOwnStackEvents", "Effect": "Allow",
                    "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"], "Resource": stream(s)["arn"]}
@@ -177,6 +177,7 @@ def test_the_task_role_puts_on_its_stacks_stream_and_the_app_is_told_its_name(s)
     (app,) = [c for c in json.loads(task["inputs"]["containerDefinitions"]) if c["name"] == "products"]
     env = {e["name"]: e["value"] for e in app["environment"]}
     assert env["ANALYTICS_STREAM"] == stream(s)["inputs"]["name"]
+    assert env["ANALYTICS_EVENTS"].split(",") == cfg.analytics.events
 
 
 def test_dashboard_row_and_delivery_alarms_watch_this_stream(s, cfg):

@@ -345,3 +345,23 @@ def test_shutdown_never_waits_on_a_firehose_that_does_not_answer(stream, moto_se
         assert emitter.dropped == 5  # the queued ones; the one in flight may still land
     finally:
         moto.send_signal(signal.SIGCONT)
+
+
+def test_events_the_stack_file_does_not_declare_are_dropped_and_counted(stream):
+    emitter = emitter_for(stream, flush_seconds=0.05, events=frozenset({"product_viewed"}))
+    emitter.start()
+    assert emitter.emit(product_event("product_viewed", request_id="a"))
+    assert not emitter.emit(product_event("user_signed_up", request_id="b"))
+    emitter.close()
+    assert [e["event"] for e in delivered(stream)] == ["product_viewed"]
+    assert (emitter.emitted, emitter.sent, emitter.dropped) == (2, 1, 1)
+    env = {
+        "DATABASE_HOST": "db",
+        "DATABASE_NAME": "p",
+        "DATABASE_USER": "u",
+        "DATABASE_PASSWORD": "pw",
+        "CACHE_HOST": "c",
+    }
+    declared = Settings.from_env({**env, "ANALYTICS_EVENTS": "product_viewed, product_created"})
+    assert declared.analytics.events == {"product_viewed", "product_created"}
+    assert Settings.from_env(env).analytics.events is None

@@ -330,9 +330,11 @@ def _analytics(env: _Env) -> EmitterSettings:
     region = env.optional("AWS_REGION", env.optional("AWS_DEFAULT_REGION", ""))
     if stream and not region:
         env.invalid.append("ANALYTICS_STREAM needs AWS_REGION (ECS sets it on Fargate)")
+    declared = env.optional("ANALYTICS_EVENTS", "")
     return EmitterSettings(
         stream=stream,
         region=region,
+        events=frozenset(n.strip() for n in declared.split(",") if n.strip()) if declared else None,
         queue_size=env.integer("ANALYTICS_QUEUE_SIZE", 10_000, minimum=1, maximum=1_000_000),
         flush_seconds=env.number("ANALYTICS_FLUSH_SECONDS", 1.0, minimum=0.05, maximum=60),
     )

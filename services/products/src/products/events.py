@@ -129,6 +129,8 @@ class EmitterSettings:
     # Drops are logged (and the metric published) at most once per this many seconds.
     report_seconds: float = 60.0
     service: str = "products"
+    # The event names the stack file declares (ANALYTICS_EVENTS); None: any. Others are dropped.
+    events: frozenset[str] | None = None
 
 
 class Emitter:
@@ -159,9 +161,13 @@ class Emitter:
     # ---- the request side: never blocks ------------------------------------------------------
 
     def emit(self, event: dict[str, Any]) -> bool:
-        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         with self._lock:
             self.emitted += 1
+        declared = self.settings.events
+        if declared is not None and event.get("event") not in declared:
+            self._drop(1, f"event {event.get('event')!r} not declared in analytics.events")
+            return False
+        data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
         if len(data) > MAX_RECORD_BYTES:
             self._drop(1, "larger than a Firehose record")
             return False
