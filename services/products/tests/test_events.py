@@ -137,6 +137,14 @@ def delivered(stream: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def until_taken(emitter: Emitter, timeout: float = 5.0) -> None:
+    """Wait until the sender has taken everything queued, then past its flush: it is mid-call."""
+    deadline = time.monotonic() + timeout
+    while emitter._queue.qsize() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(emitter.settings.flush_seconds + 0.25)
+
+
 def emitter_for(stream: dict[str, Any], **fields: Any) -> Emitter:
     settings = EmitterSettings(stream=stream["name"], region=REGION, **fields)
     return Emitter.from_settings(settings, metrics_out=io.StringIO())
@@ -308,12 +316,16 @@ def test_a_burst_larger_than_the_queue_leaves_requests_fast_and_drops_counted(
     with TestClient(create_app(app_settings)) as client:
         product_id = client.post("/products", json={"name": "Desk", "price": "99.00"}).json()["id"]
         emitter: Emitter = client.app.state.events
-        time.sleep(0.3)  # the creation event delivered: the sender is idle
+        deadline = time.monotonic() + 5
+        while emitter.sent < 1 and time.monotonic() < deadline:  # the creation event delivered
+            time.sleep(0.01)
         assert emitter.sent == 1
         moto.send_signal(signal.SIGSTOP)  # Firehose stops answering mid-flight
         try:
             assert client.get(f"/products/{product_id}").status_code == 200
-            time.sleep(0.3)  # that event is now the sender's in-flight batch, blocked on Firehose
+            until_taken(
+                emitter
+            )  # that event is now the sender's in-flight batch, blocked on Firehose
             timings, statuses = [], []
             for _ in range(burst):
                 started = time.perf_counter()
@@ -336,7 +348,7 @@ def test_shutdown_never_waits_on_a_firehose_that_does_not_answer(stream, moto_se
     moto.send_signal(signal.SIGSTOP)
     try:
         emitter.emit(product_event("product_viewed", request_id="in-flight"))
-        time.sleep(0.3)  # that one is in flight, blocked
+        until_taken(emitter)  # that one is in flight, blocked
         for i in range(5):
             emitter.emit(product_event("product_viewed", request_id=f"queued-{i}"))
         started = time.perf_counter()

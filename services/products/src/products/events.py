@@ -152,10 +152,15 @@ class Emitter:
     def from_settings(cls, settings: EmitterSettings, **kwargs: Any) -> Emitter:
         if not settings.stream:
             return cls(settings, NullSink(), **kwargs)
-        import botocore.session  # only where a stream is configured
+        import botocore.config  # only where a stream is configured
+        import botocore.session
 
-        session = botocore.session.get_session()
-        client = session.create_client("firehose", region_name=settings.region or None)
+        # Short timeouts: a Firehose that hangs fills the queue (drops counted) instead of holding
+        # one batch for botocore's default minute; the emitter retries failed records itself.
+        config = botocore.config.Config(connect_timeout=2, read_timeout=5,
+                                        retries={"mode": "standard", "max_attempts": 2})
+        client = botocore.session.get_session().create_client(
+            "firehose", region_name=settings.region or None, config=config)
         return cls(settings, FirehoseSink(client, settings.stream), **kwargs)
 
     # ---- the request side: never blocks ------------------------------------------------------
