@@ -110,6 +110,7 @@ def _arn(type_token: str, name: str, region: str, inputs: dict) -> str:
         "aws:appautoscaling/policy:Policy": lambda: f"arn:aws:autoscaling:{region}:{ACCOUNT}:scalingPolicy:{_uuid(name)}:resource/ecs/{inputs.get('resourceId', name)}:policyName/{inputs.get('name', name)}",
         "aws:lambda/function:Function": lambda: f"arn:aws:lambda:{region}:{ACCOUNT}:function:{inputs.get('name', name)}",
         "aws:cloudwatch/eventRule:EventRule": lambda: f"arn:aws:events:{region}:{ACCOUNT}:rule/{inputs.get('name', name)}",
+        "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": lambda: f"arn:aws:firehose:{region}:{ACCOUNT}:deliverystream/{inputs.get('name', name)}",
         "aws:appautoscaling/target:Target": lambda: f"arn:aws:application-autoscaling:{region}:{ACCOUNT}:scalable-target/{_hex(name, 32)}",
     }
     if type_token in special:

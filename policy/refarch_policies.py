@@ -17,6 +17,7 @@ _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+import analytics_policies  # noqa: E402
 import data_policies  # noqa: E402
 import deployment_policies  # noqa: E402
 import ecs_policies  # noqa: E402
@@ -32,7 +33,7 @@ from policy_support import Policy  # noqa: E402
 
 TOPICS = (
     encryption_policies, logging_policies, network_policies, gateway_policies, edge_policies, ecs_policies, data_policies,
-    iam_policies, protection_policies, tagging_policies, deployment_policies,
+    iam_policies, protection_policies, tagging_policies, deployment_policies, analytics_policies,
 )
 
 POLICIES: list[Policy] = [policy for topic in TOPICS for policy in topic.POLICIES]

@@ -30,7 +30,7 @@ GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # Services a deploy role may pass its stack's roles to: ECS tasks (execution/task roles), VPC flow
 # logs, RDS enhanced monitoring, Lambda functions and ECS itself (the role a lifecycle hook runs as).
 PASSABLE_TO = ["ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com", "monitoring.rds.amazonaws.com",
-               "lambda.amazonaws.com", "ecs.amazonaws.com"]
+               "lambda.amazonaws.com", "ecs.amazonaws.com", "firehose.amazonaws.com"]
 # AWS managed policies a stack role may have attached: nothing else can be (iam:PolicyARN).
 ATTACHABLE = ["arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"]
 # Service-linked roles the stack's services create on first use in an account.

@@ -193,7 +193,7 @@ def _ecs_scaling() -> dict[str, str]:
 
 
 def deploy_data_policy(n: Names) -> Document:
-    """RDS, ElastiCache, Secrets Manager and the stack's own KMS key."""
+    """RDS, ElastiCache, Secrets Manager, the stack's own KMS key, and the analytics data path."""
     name, project = n.prefix, n.project
 
     def arns(service: str, *resources: str) -> list[str]:
@@ -232,6 +232,9 @@ def deploy_data_policy(n: Names) -> Document:
                     "kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"]},
         {"Sid": "KmsAlias", "Effect": "Allow", "Action": ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
          "Resource": arns("kms", f"alias/{name}-*")},
+        # Product analytics (infra/aws/analytics.py): the event stream, its Glue table, the workgroup.
+        {"Sid": "Analytics", "Effect": "Allow", "Action": ["firehose:*", "glue:*", "athena:*"],
+         "Resource": [*arns("firehose", f"deliverystream/{name}-*"), *_glue(n), *arns("athena", f"workgroup/{name}-*")]},
     )
 
 
@@ -270,6 +273,12 @@ def deploy_identity_policy(n: Names) -> Document:
         {"Sid": "DenyOtherRoles", "Effect": "Deny", "Action": "sts:AssumeRole",
          "NotResource": f"arn:{p}:iam::*:role/{promotion_source_name(project, '*')}"},
     )
+
+
+def _glue(n: Names) -> list[str]:
+    """The stack's Glue database (`<prefix>_analytics`, underscores: Athena's names) and its tables."""
+    database = n.prefix.replace("-", "_")
+    return [n.arn("glue", "catalog"), n.arn("glue", f"database/{database}_*"), n.arn("glue", f"table/{database}_*/*")]
 
 
 def boundary_policy(n: Names) -> Document:
@@ -314,6 +323,23 @@ def boundary_policy(n: Names) -> Document:
          "Resource": arns("lambda", f"function:{name}-*")},
         {"Sid": "DeploymentReads", "Effect": "Allow", "Action": ECS_TASK_ROLE_READS, "Resource": "*",
          "Condition": _region(n)},
+        # Product analytics: services put events, Firehose writes them, readers query them.
+        {"Sid": "ProductEvents", "Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+         "Resource": arns("firehose", f"deliverystream/{name}-*")},
+        {"Sid": "EventsBucket", "Effect": "Allow", "Resource": [f"arn:{p}:s3:::{name}-events-*",
+                                                               f"arn:{p}:s3:::{name}-events-*/*"], "Action": [
+            "s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:ListMultipartUploadParts",
+            "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]},
+        {"Sid": "EventsKeyViaS3", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": n.arn("kms", "key/*"), "Condition": {"StringEquals": {**_owned(n), "kms:ViaService": f"s3.{r}.amazonaws.com"}}},
+        {"Sid": "EventsCatalog", "Effect": "Allow", "Resource": _glue(n), "Action": [
+            "glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetTableVersion", "glue:GetTableVersions",
+            "glue:GetPartition", "glue:GetPartitions"]},
+        {"Sid": "EventsQueries", "Effect": "Allow", "Resource": arns("athena", f"workgroup/{name}-*"), "Action": [
+            "athena:StartQueryExecution", "athena:StopQueryExecution", "athena:GetQueryExecution",
+            "athena:GetQueryResults", "athena:GetQueryResultsStream", "athena:ListQueryExecutions",
+            "athena:GetWorkGroup", "athena:ListNamedQueries", "athena:GetNamedQuery", "athena:BatchGetNamedQuery",
+            "athena:BatchGetQueryExecution"]},
     )
 
 

@@ -38,6 +38,9 @@ CACHE_CPU_HIGH_PERCENT = 80
 # A full cache is normal (LRU keeps it full); 90 % used says the next growth will evict.
 CACHE_MEMORY_HIGH_PERCENT = 90
 
+# Beyond the stream's own buffer interval: one retry cycle of S3 delivery before anyone is paged.
+ANALYTICS_FRESHNESS_SLACK_SECONDS = 900
+
 GIB = 1024**3
 # RDS for PostgreSQL: max_connections = LEAST(DBInstanceClassMemory / 9531392, 5000).
 PG_BYTES_PER_CONNECTION = 9_531_392
@@ -307,6 +310,32 @@ def cache_rules(a: MonitoringArgs, index: int) -> list[Rule]:
             comparison="GreaterThanThreshold", threshold=0, periods=3, datapoints=3,
             missing=SILENCE_IS_UNKNOWN,
             metric=Metric("AWS/ElastiCache", "Evictions", dims, "Sum", DATA_PERIOD),
+        ),
+    ]
+
+
+def analytics_rules(a: MonitoringArgs) -> list[Rule]:
+    """Firehose falling behind or refusing records: the events are late, or land in errors/."""
+    if a.analytics is None:
+        return []
+    dims: Dims = {"DeliveryStreamName": a.analytics.stream_name}
+    idle = "Firehose publishes only while it holds records; an idle stream has nothing to deliver (notBreaching)."
+    stale = a.analytics.buffer_seconds + ANALYTICS_FRESHNESS_SLACK_SECONDS
+    return [
+        Rule(
+            what="delivery-stale",
+            description=f"Product events: the oldest record not yet in S3 is older than {stale} s (the "
+                        f"{a.analytics.buffer_seconds} s buffer plus {ANALYTICS_FRESHNESS_SLACK_SECONDS} s), "
+                        f"3 of 3 five-minute periods: S3 or KMS refuses Firehose's writes. {idle}",
+            comparison="GreaterThanThreshold", threshold=stale, periods=3, datapoints=3, missing=IDLE_IS_FINE,
+            metric=Metric("AWS/Firehose", "DeliveryToS3.DataFreshness", dims, "Maximum", DATA_PERIOD),
+        ),
+        Rule(
+            what="conversion-failed",
+            description=f"Product events: records Firehose could not convert to Parquet (they go to errors/ "
+                        f"instead of the table), 2 of 3 five-minute periods. {idle}",
+            comparison="GreaterThanThreshold", threshold=0, periods=3, datapoints=2, missing=IDLE_IS_FINE,
+            metric=Metric("AWS/Firehose", "FailedConversion.Records", dims, "Sum", DATA_PERIOD),
         ),
     ]
 

@@ -68,6 +68,9 @@ class ContainerDefinitions:
                 env["AUTH_AUDIENCE"] = args.auth.audience
         if args.flags:
             env |= {"FLAGS_URL": args.flags.url, "FLAGS_DEFAULTS": args.flags.defaults}
+        if args.analytics is not None:
+            # The service drops (and counts) any event the stack file does not declare.
+            env |= {"ANALYTICS_STREAM": args.analytics.stream_name, "ANALYTICS_EVENTS": ",".join(args.analytics.events)}
         if args.tracing:
             env |= {
                 "OTEL_SERVICE_NAME": svc.name,

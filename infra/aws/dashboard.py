@@ -13,6 +13,9 @@ from infra.config.deployment import ALARM_PERIOD_SECONDS
 if TYPE_CHECKING:
     from infra.aws.monitoring import MonitoringArgs
 
+# The services' own metric of events they could not hand to Firehose (products.events, EMF in its logs).
+EVENTS_NAMESPACE = "ProductEvents"
+EVENTS_DROPPED = "EventsDropped"
 HEALTH_PERIOD = ALARM_PERIOD_SECONDS  # short, so a bake of a few minutes sees several datapoints
 Dims = Mapping[str, pulumi.Input[str]]
 
@@ -79,6 +82,18 @@ def widgets(a: MonitoringArgs, deployment_events: aws.cloudwatch.LogGroup,
                                 ("Memory used % of maxmemory", "DatabaseMemoryUsagePercentage", "Average"),
                                 ("Evictions", "Evictions", "Sum")):
         grid.metrics(title, [("AWS/ElastiCache", metric, dims, stat) for dims in nodes], width=8)
+
+    if a.analytics is not None:
+        grid.header("Product events")
+        stream = {"DeliveryStreamName": a.analytics.stream_name}
+        grid.metrics("Events received / delivered to S3", [
+            ("AWS/Firehose", "IncomingRecords", stream, "Sum"),
+            ("AWS/Firehose", "DeliveryToS3.Records", stream, "Sum")], width=8)
+        grid.metrics("Events dropped by the services (queue full, put failed)", [
+            (EVENTS_NAMESPACE, EVENTS_DROPPED, {"Stream": a.analytics.stream_name}, "Sum")], width=8)
+        grid.metrics("Delivery: oldest record not in S3 (s) / failed conversions", [
+            ("AWS/Firehose", "DeliveryToS3.DataFreshness", stream, "Maximum"),
+            ("AWS/Firehose", "FailedConversion.Records", stream, "Sum")], width=8)
 
     grid.header("Alarms")
     grid.add({"type": "alarm", "properties": {

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from infra.aws.alarm_rules import (
     Rule,
+    analytics_rules,
     cache_rules,
     database_rules,
     gateway_rules,
@@ -34,6 +35,7 @@ from infra.config import MonitoringConfig, ServiceConfig
 from infra.tags import with_name
 
 if TYPE_CHECKING:  # the layers below are only read, never constructed here
+    from infra.aws.analytics import Analytics
     from infra.aws.cache import Cache
     from infra.aws.database import Database
     from infra.aws.gateway import Gateway
@@ -68,6 +70,7 @@ class MonitoringArgs:
     database: Database
     cache: Cache
     tags: dict[str, str]
+    analytics: Analytics | None = None
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -131,6 +134,8 @@ class Monitoring(pulumi.ComponentResource):
         for i in range(args.cache.cluster_count):
             for rule in cache_rules(self._args, i):
                 self._alarm(f"cache-{i + 1:03d}", rule)
+        for rule in analytics_rules(self._args):
+            self._alarm("analytics", rule)
 
         self.deployment_events = self._deployment_events(account)
         self.dashboard = aws.cloudwatch.Dashboard(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import config as cfg
+from infra.aws.analytics import Analytics, AnalyticsArgs
 from infra.aws.auth import Auth, AuthArgs
 from infra.aws.autoscaling import Autoscaling, AutoscalingArgs
 from infra.aws.cache import Cache, CacheArgs
@@ -110,6 +111,18 @@ def build(config: cfg.StackConfig) -> None:
         tags=tags,
     ))
 
+    # Product events: Firehose -> Parquet in S3 -> Glue -> Athena (docs/analytics.md).
+    analytics = Analytics("analytics", AnalyticsArgs(
+        config=config.analytics,
+        name_prefix=prefix,
+        region=config.region,
+        kms_key_arn=encryption.key_arn,
+        log_retention_days=config.monitoring.log_retention_days,
+        force_destroy=not prod,
+        tags=tags,
+        permissions_boundary_arn=boundary,
+    )) if config.analytics_enabled else None
+
     services = Services("services", ServicesArgs(
         services=config.services,
         images=config.images,
@@ -130,6 +143,7 @@ def build(config: cfg.StackConfig) -> None:
         permissions_boundary_arn=boundary,
         auth=auth,
         flags=flag_names(prefix, config.environment, config.flags) if config.flags.declared else None,
+        analytics=analytics,
     ))
 
     Autoscaling("autoscaling", AutoscalingArgs(
@@ -151,6 +165,7 @@ def build(config: cfg.StackConfig) -> None:
         database=database,
         cache=cache,
         tags=tags,
+        analytics=analytics,
     ))
 
     flags = Flags("flags", FlagsArgs(
@@ -204,3 +219,10 @@ def build(config: cfg.StackConfig) -> None:
         })
     pulumi.export("flags", {"application_id": flags.application_id, "environment_id": flags.environment_id,
                             "profile_id": flags.profile_id, "strategy_id": flags.strategy_id} if flags else None)
+    pulumi.export("analytics", {
+        "stream_name": analytics.stream_name,
+        "bucket_name": analytics.bucket_name,
+        "database_name": analytics.database_name,
+        "workgroup_name": analytics.workgroup_name,
+        "reader_role_arn": analytics.reader_role_arn,
+    } if analytics else None)

@@ -93,6 +93,13 @@ def data_access_policy(*, db_user_arn: str | None, cache_arns: list[str]) -> dic
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def put_events_policy(stream_arn: str) -> dict[str, Any]:
+    """Product events: put on this stack's delivery stream only, never another stream."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "PutOwnStackEvents", "Effect": "Allow",
+        "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"], "Resource": stream_arn}]}
+
+
 def tracing_policy() -> dict[str, Any]:
     # X-Ray has no resource-level permissions for these actions.
     return {"Version": "2012-10-17",

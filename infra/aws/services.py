@@ -28,6 +28,7 @@ from infra.aws.service_policies import (
     ecr_repository_arn,
     execution_policy,
     lifecycle_policy,
+    put_events_policy,
     secret_arn,
     tracing_policy,
     trust_policy,
@@ -62,6 +63,10 @@ class _Issuer(Protocol):
     issuer: pulumi.Output[str]
     jwks_url: pulumi.Output[str]
     audience: pulumi.Output[str] | None
+class _Analytics(Protocol):
+    stream_name: pulumi.Output[str]
+    stream_arn: pulumi.Output[str]
+    events: list[str]
 
 
 class _Cache(Protocol):
@@ -97,6 +102,8 @@ class ServicesArgs:
     auth: _Issuer | None = None  # the token issuer, when a route has auth: jwt (infra/aws/auth.py)
     # Where the AppConfig agent sidecar reads the stack's flags (None: no flags declared).
     flags: FlagNames | None = None
+    # The stack's product-event stream (infra/aws/analytics.py); None: analytics off.
+    analytics: _Analytics | None = None
 
 
 @dataclass
@@ -428,6 +435,10 @@ class Services(pulumi.ComponentResource):
         if svc.uses_database or svc.uses_cache:
             policies.append(aws.iam.RolePolicy(f"{base}-task-data", role=task_role.id, name="data-access",
                                                policy=self._data_access(svc), opts=child))
+        if args.analytics is not None:
+            policies.append(aws.iam.RolePolicy(
+                f"{base}-task-events", role=task_role.id, name="put-events",
+                policy=args.analytics.stream_arn.apply(lambda arn: json.dumps(put_events_policy(arn))), opts=child))
         if args.tracing:
             policies.append(aws.iam.RolePolicy(f"{base}-task-tracing", role=task_role.id, name="xray-write",
                                                policy=json.dumps(tracing_policy()), opts=child))

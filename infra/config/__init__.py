@@ -5,6 +5,7 @@ production-safe choice; a stack opts out explicitly (dev says `multi_az: false`,
 `multi_az: true`). Unknown keys are errors so that a typo never falls back silently to a default.
 """
 
+from infra.config.analytics import AnalyticsConfig
 from infra.config.auth import AuthConfig, CognitoConfig
 from infra.config.base import (
     BUILD_CACHE_TAG,
@@ -27,7 +28,8 @@ from infra.config.stack import CrossFieldError, StackConfig
 
 __all__ = [
     "BUILD_CACHE_TAG", "ENVIRONMENTS", "FARGATE_SIZES", "LOG_RETENTION_DAYS", "MAX_AZS", "PROJECT",
-    "AuthConfig", "CacheConfig", "CognitoConfig", "ConfigError", "CrossFieldError", "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "Flag", "FlagsConfig", "GatewayConfig",
+    "AnalyticsConfig", "AuthConfig", "CacheConfig", "CognitoConfig", "ConfigError", "CrossFieldError",
+    "DatabaseConfig", "DeliveryConfig", "DeploymentConfig", "Flag", "FlagsConfig", "GatewayConfig",
     "HealthCheck", "MonitoringConfig", "NetworkConfig", "Route", "ServiceConfig", "StackConfig", "Strict",
     "UsageConfig", "parse",
 ]

@@ -23,12 +23,16 @@ IAM_POLICY_MAX = 128
 LAMBDA_NAME_MAX = 64
 LOG_GROUP_MAX = 512
 ECR_NAME_MAX = 256
+FIREHOSE_NAME_MAX = 64
+ATHENA_WORKGROUP_MAX = 128
 # The longest region name (ap-southeast-7) and an account id: the access log bucket's worst case.
 LONGEST_REGION = 14
 ACCOUNT_ID_LEN = 12
 
 # IAM role suffixes the service layer creates per service, and the smoke hook's roles.
 SERVICE_ROLE_SUFFIXES = ("execution", "task", "migrate-execution", "traffic")
+# The analytics layer's roles (infra/aws/analytics.py).
+ANALYTICS_ROLE_SUFFIXES = ("firehose", "reader")
 
 _ELB = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
 _S3 = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
@@ -37,6 +41,7 @@ _ECR = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]
 _IAM = re.compile(r"^[\w+=,.@-]+$")
 _LAMBDA = re.compile(r"^[A-Za-z0-9_-]+$")
 _LOG_GROUP = re.compile(r"^[\w./#-]+$")
+_FIREHOSE = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Service names the schema accepts (others get their own error from the service's field).
 _SERVICE = re.compile(r"^[a-z](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
 _PULUMI_STACK = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -64,6 +69,28 @@ def cache_group_id(prefix: str) -> str:
 
 def cache_app_user(prefix: str) -> str:
     return f"{cache_group_id(prefix)}-app"
+
+
+def analytics_bucket(prefix: str, account: str, region: str) -> str:
+    # "-events-" is shorter than the access log bucket's "-alb-logs-": never the longer of the two.
+    return f"{prefix}-events-{account}-{region}"
+
+
+def analytics_stream(prefix: str) -> str:
+    return f"{prefix}-events"
+
+
+def analytics_database(prefix: str) -> str:
+    # Athena wants lowercase letters, digits and underscores in names it does not quote.
+    return f"{prefix}_analytics".replace("-", "_").lower()
+
+
+def analytics_workgroup(prefix: str) -> str:
+    return f"{prefix}-analytics"
+
+
+def analytics_role(prefix: str, suffix: str) -> str:
+    return f"{prefix}-analytics-{suffix}"
 
 
 def boundary_name(prefix: str) -> str:
@@ -129,6 +156,12 @@ def names_of(stack: str, region: str, services: Iterable[tuple[str, int]], proje
         ("IAM permissions boundary", boundary_name(prefix), IAM_POLICY_MAX, _IAM, "letters, digits and +=,.@_-"),
         ("Lambda function", smoke_hook_function(prefix), LAMBDA_NAME_MAX, _LAMBDA, "letters, digits, - and _"),
         ("IAM role", f"{smoke_hook_function(prefix)}-invoke", IAM_ROLE_MAX, _IAM, "letters, digits and +=,.@_-"),
+        ("analytics bucket", analytics_bucket(prefix, "0" * ACCOUNT_ID_LEN, region), BUCKET_NAME_MAX, _S3,
+         "lowercase letters, digits, dots and hyphens"),
+        ("Firehose delivery stream", analytics_stream(prefix), FIREHOSE_NAME_MAX, _FIREHOSE, "letters, digits, _ . -"),
+        ("Athena workgroup", analytics_workgroup(prefix), ATHENA_WORKGROUP_MAX, _FIREHOSE, "letters, digits, _ . -"),
+        *[("IAM role", analytics_role(prefix, suffix), IAM_ROLE_MAX, _IAM, "letters, digits and +=,.@_-")
+          for suffix in ANALYTICS_ROLE_SUFFIXES],
     ]
     for service, port in services:
         names += [("IAM role", role_name(prefix, service, suffix), IAM_ROLE_MAX, _IAM, "letters, digits and +=,.@_-")

@@ -63,3 +63,8 @@ class UsageConfig(Strict):
     cloudwatch_free_tier: bool = False
     # Data CloudFront sends to viewers (the edge's transfer out), GB a month.
     edge_gb_per_month: Annotated[float, Field(ge=0)] = 10
+    # Product analytics (refarch:analytics): events the services emit, and what analysts query.
+    events_per_month: Annotated[float, Field(ge=0)] = 10_000_000
+    event_parquet_bytes: Annotated[float, Field(gt=0)] = 100  # one event as stored, compressed
+    athena_queries_per_month: Annotated[float, Field(ge=0)] = 300
+    athena_gb_per_query: Annotated[float, Field(ge=0)] = 0.1

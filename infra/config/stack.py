@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from infra.config.analytics import AnalyticsConfig, analytics_problems
 from infra.config.auth import AuthConfig, auth_problems
 from infra.config.base import Strict
 from infra.config.data import CacheConfig, DatabaseConfig
@@ -49,9 +50,15 @@ class StackConfig(Strict):
     delivery: DeliveryConfig = DeliveryConfig()
     usage: UsageConfig = UsageConfig()
     flags: FlagsConfig = FlagsConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
     # Service name -> image pinned by digest; written by `invoke deploy`, not by hand.
     images: dict[str, str] = {}
     local: LocalConfig | None = None
+
+    @property
+    def analytics_enabled(self) -> bool:
+        """Product events flow to Firehose: AWS stacks only (a local service counts them and drops them)."""
+        return self.target == "aws" and self.analytics.enabled
 
     @property
     def local_target(self) -> LocalConfig:
@@ -109,6 +116,7 @@ class StackConfig(Strict):
         problems += routing_problems(self.delivery.deployment, self.services)
         problems += edge_problems(self)
         problems += auth_problems(self)
+        problems += analytics_problems(self.analytics)
         rules = listener_rules(self.delivery.deployment, self.services)
         if rules > LISTENER_RULES_MAX:
             problems.append(f"services: {rules} listener rules (production and test rules included), an ALB "

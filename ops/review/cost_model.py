@@ -13,7 +13,7 @@ from ops.errors import OpsError
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 # Layers in the order a reader walks the architecture; anything else sorts after them.
-LAYER_ORDER = ("network", "edge", "client", "gateway", "services", "autoscaling", "database", "cache", "monitoring",
+LAYER_ORDER = ("network", "edge", "client", "gateway", "services", "autoscaling", "database", "cache", "analytics", "monitoring",
                "encryption", "stack", "free tier")
 
 Status = Literal["priced", "free", "not priced"]

@@ -19,7 +19,7 @@ from typing import Any
 from ops.review import Index, SynthJson, layers
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
-SUBGRAPH_ORDER = ("edge", "client", "gateway", "services", "database", "cache", "monitoring", "network")
+SUBGRAPH_ORDER = ("edge", "client", "gateway", "services", "database", "cache", "analytics", "monitoring", "network")
 TIERS = ("public", "private", "isolated")
 
 
@@ -162,7 +162,31 @@ def build(document: SynthJson) -> Graph:
                 graph.connect(graph.by_urn.get(balancer["urn"]) if balancer else None, graph.by_urn.get(svc["urn"]), port)
 
     _monitoring(index, graph, layer_of)
+    _analytics(index, graph, layer_of)
     return graph
+
+
+def _analytics(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
+    """Service -> Firehose (the task's ANALYTICS_STREAM) -> the bucket it writes Parquet to."""
+    streams: dict[str, str] = {}
+    for stream in index.of_type("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"):
+        name = stream["inputs"].get("name", stream["name"])
+        node = graph.add_node(f"fh_{stream['name']}", _lines(f"Firehose {name}", "JSON → Parquet"),
+                              layer_of[stream["urn"]], "round", urns=(stream["urn"],))
+        streams[name] = node
+        bucket = index.get((stream["inputs"].get("extendedS3Configuration") or {}).get("bucketArn"))
+        if bucket:
+            target = graph.by_urn.get(bucket["urn"]) or graph.add_node(
+                f"s3_{bucket['name']}", _lines("S3 events", "Glue table · Athena"), layer_of[bucket["urn"]],
+                "cylinder", urns=(bucket["urn"],))
+            graph.connect(node, target, "Parquet")
+    for svc in index.of_type("aws:ecs/service:Service"):
+        task = index.get(svc["inputs"].get("taskDefinition"))
+        raw = (task or {}).get("inputs", {}).get("containerDefinitions")
+        for container in json.loads(raw) if isinstance(raw, str) else []:
+            for env in container.get("environment") or []:
+                if env.get("name") == "ANALYTICS_STREAM" and env.get("value") in streams:
+                    graph.connect(graph.by_urn.get(svc["urn"]), streams[env["value"]], "events")
 
 
 def _subnet_tiers(index: Index, graph: Graph, layer_of: dict[str, str]) -> dict[str, tuple[str, str]]:

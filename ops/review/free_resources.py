@@ -70,6 +70,8 @@ FREE: dict[str, str] = {
     "aws:cloudwatch/logDeliverySource:LogDeliverySource": "no charge; the destination log group's ingestion is priced there",
     "aws:cloudwatch/logDeliveryDestination:LogDeliveryDestination": "no charge; the log group is priced",
     "aws:cloudwatch/logDelivery:LogDelivery": "no charge; the log group is priced",
+    "aws:athena/namedQuery:NamedQuery": "no charge for a saved query; running it is priced on the workgroup",
+    "aws:cloudwatch/logStream:LogStream": "no charge; its log group's ingestion is priced there",
     "random:index/randomPassword:RandomPassword": "not a cloud resource",
     "random:index/randomString:RandomString": "not a cloud resource",
     "random:index/randomId:RandomId": "not a cloud resource",

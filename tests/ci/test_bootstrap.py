@@ -222,7 +222,7 @@ def test_pass_role_only_for_its_own_roles_and_services(ci: Synth, env: str) -> N
     [s] = allowing(docs, "iam:PassRole", iam_arn(f"role/refarch-{env}-products-task"))
     assert s["Condition"] == {"StringEquals": {"iam:PassedToService": [
         "ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com", "monitoring.rds.amazonaws.com",
-        "lambda.amazonaws.com", "ecs.amazonaws.com"]}}
+        "lambda.amazonaws.com", "ecs.amazonaws.com", "firehose.amazonaws.com"]}}
     for other in ENVS:
         if other != env:
             assert allowing(docs, "iam:PassRole", iam_arn(f"role/refarch-{other}-products-task")) == []

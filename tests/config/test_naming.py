@@ -42,13 +42,13 @@ def test_a_stack_name_rds_cannot_take_is_refused():
     assert problems("prod_2") == [
         "F: stack name: stack 'prod_2' gives an invalid name: load balancer name 'refarch-prod_2-alb' "
         "is not valid: letters, digits and hyphens, not starting or ending with a hyphen "
-        "(try stack name 'prod-2'; 6 more names fail the same way)"]
+        "(try stack name 'prod-2'; 7 more names fail the same way)"]
     # `--` is fine for the load balancer, not for RDS or ElastiCache.
     assert problems("prod--a") == [
         "F: stack name: stack 'prod--a' gives an invalid name: RDS instance identifier 'refarch-prod--a-db' is not "
         "valid: lowercase letters, digits and single hyphens, starting with a letter, not ending with a hyphen "
         "(try stack name 'prod-a'; 3 more names fail the same way)"]
-    assert problems("Prod")[0].endswith("(try stack name 'prod'; 4 more names fail the same way)")
+    assert problems("Prod")[0].endswith("(try stack name 'prod'; 5 more names fail the same way)")
 
 
 def test_the_access_log_bucket_is_checked_with_the_region():

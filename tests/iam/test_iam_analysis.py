@@ -186,3 +186,37 @@ def test_the_analyzers_run_offline_and_catch_what_they_are_for() -> None:
     assert ("cloudsplaining", "allows_privilege_escalation") in checks
     assert ("cloudsplaining", "allows_data_exfiltration_actions") in checks
     assert ("parliament", "UNKNOWN_CONDITION_FOR_ACTION") in checks
+
+
+def _grants(statements: list[dict[str, Any]], action: str, resource: str) -> bool:
+    """Whether any Allow statement could grant `action` on `resource` (IAM wildcards; a condition,
+    NotAction or NotResource counts as granting, so that a `False` here is a real refusal)."""
+    def listed(value: str | list[str]) -> list[str]:
+        return value if isinstance(value, list) else [value]
+
+    for st in statements:
+        if st.get("Effect") != "Allow":
+            continue
+        actions = "NotAction" in st or any(fnmatch.fnmatch(action.lower(), a.lower()) for a in listed(st["Action"]))
+        resources = "NotResource" in st or any(fnmatch.fnmatchcase(resource, r) for r in listed(st["Resource"]))
+        if actions and resources:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("stack", ("dev", "staging", "prod"))
+def test_a_task_role_puts_events_on_its_own_stacks_stream_and_no_other(synths: dict[str, Synth], stack: str) -> None:
+    synth = synths[stack]
+    role = synth.one("aws:iam/role:Role", "services-products-task-role")
+    statements = [st for r in synth.of_type("aws:iam/rolePolicy:RolePolicy") if r["inputs"]["role"] == role["id"]
+                  for st in json.loads(r["inputs"]["policy"])["Statement"]]
+    own = synth.one("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")["arn"]
+    streams = "arn:aws:firehose:us-east-1:123456789012:deliverystream"
+    for action in ("firehose:PutRecord", "firehose:PutRecordBatch"):
+        assert _grants(statements, action, own), action
+        for other in ({"dev", "staging", "prod"} - {stack}):
+            assert not _grants(statements, action, f"{streams}/refarch-{other}-events"), (action, other)
+        assert not _grants(statements, action, f"{streams}/someone-elses-stream")
+        assert not _grants(statements, action, own.replace("us-east-1", "eu-west-1"))
+    assert not _grants(statements, "firehose:DeleteDeliveryStream", own)
+    assert not _grants(statements, "firehose:UpdateDestination", own)

@@ -59,7 +59,8 @@ def test_audit_logs_follow_the_audit_retention_and_application_logs_the_stack(sy
         assert days == expected, name
         if stack == "prod" and audit:
             assert days >= 365, name
-    [rule] = synths[stack].one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")["inputs"]["rules"]
+    [rule] = synths[stack].one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                               "gateway-access-logs-expiry")["inputs"]["rules"]
     assert rule["expiration"]["days"] == cfg.monitoring.audit_log_retention_days
 
 

@@ -11,6 +11,8 @@ from tests.local.conftest import containers
 AWS_ONLY = {
     "CACHE_NAME",  # signs the ElastiCache IAM token
     "OTEL_LOGS_EXPORTER", "OTEL_METRICS_EXPORTER",  # the ADOT sidecar forwards traces only, to X-Ray
+    # No Firehose locally: without a stream the service's events go to a counting no-op sink.
+    "ANALYTICS_STREAM", "ANALYTICS_EVENTS",
 }
 # Secrets are files locally: `<NAME>_FILE` stands for each secret the task definition injects.
 FILE_SUFFIX = "_FILE"

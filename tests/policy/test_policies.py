@@ -19,7 +19,10 @@ DEPLOYMENT_POLICIES = {"ecs-rolls-back-by-itself", "ecs-bakes-outlast-deployment
 # The edge policies have their cases in test_edge_policies.py (which checks it covers each one).
 EDGE_POLICIES = {"alb-internal", "edge-waf", "edge-tls12", "edge-default-certificate-advisory", "edge-bucket-oac",
                  "route-write-auth-advisory"}
-POLICY_NAMES = [p.name for p in load_policies().POLICIES if p.name not in DEPLOYMENT_POLICIES | EDGE_POLICIES]
+# The analytics policies have their cases in test_analytics_policies.py (which checks it covers each one).
+ANALYTICS_POLICIES = {"firehose-sse-cmk", "athena-workgroup-enforced", "athena-scan-limit-advisory"}
+POLICY_NAMES = [p.name for p in load_policies().POLICIES
+                if p.name not in DEPLOYMENT_POLICIES | EDGE_POLICIES | ANALYTICS_POLICIES]
 TAGS = {"project": "refarch", "stack": "dev", "environment": "dev", "managed-by": "pulumi"}
 PROD_TAGS = {**TAGS, "stack": "prod", "environment": "prod"}
 

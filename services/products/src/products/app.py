@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,7 @@ from products.cache import Cache, CacheUnavailable
 from products.config import Settings
 from products.db import Database, DatabaseUnavailable, InvalidData
 from products.errors import BodySizeLimit, capped, error_body
+from products.events import Emitter, anonymous_id, product_event
 from products.flags import Flags
 from products.models import PATTERN_MESSAGES, Product, ProductCreate
 from products.openapi import build_openapi
@@ -107,6 +108,17 @@ def _options(allow: str) -> Callable[[], Awaitable[Response]]:
     return options
 
 
+def _emit(request: Request, name: str, product_id: str | None = None) -> None:
+    """Hand a product event to the emitter: a queue put, never a wait (products.events)."""
+    events: Emitter | None = getattr(request.app.state, "events", None)
+    if events is None or request.method == "HEAD":  # HEAD shares the GET handler: no view
+        return
+    trace = request.headers.get("x-amzn-trace-id", "")
+    request_id = trace.partition("Root=")[2].split(";")[0] or str(uuid4())
+    events.emit(product_event(name, request_id=request_id, product_id=product_id,
+                              session_id=anonymous_id(request.headers.get("x-session-id"))))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application. With no argument the settings are read from the environment."""
     settings = settings or Settings.from_env()
@@ -120,10 +132,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = database
         app.state.cache = cache
         app.state.flags = Flags(settings.flags)
+        events = Emitter.from_settings(settings.analytics)
+        events.start()
+        app.state.events = events
         try:
             yield
         finally:
             app.state.flags.flush()
+            # Off the event loop: delivering the last batch is a blocking call.
+            await asyncio.to_thread(events.close)
             await cache.close()
             await database.close()
 
@@ -194,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(status_code=422, content=_errors(exc, ("body",)))
         database: Database = request.app.state.database
         product = await database.insert_product(body.name, body.price_value)
+        _emit(request, "product_created", str(product.id))
         return _product_response(product, 201, {"Location": f"/products/{product.id}"})
 
     # The newest products, straight from the database: the deploy's smoke check GETs this
@@ -205,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         flag = await request.app.state.flags.get(SORT_BY_PRICE)
         if flag.enabled:
             products = sorted(products, key=lambda product: product.price)
+        _emit(request, "product_listed")
         body = "[" + ",".join(product.to_json() for product in products) + "]"
         shown = f"{'on' if flag.enabled else 'off'}; source={flag.source}"
         return Response(
@@ -221,6 +240,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("cache read failed, reading from database (%s)", exc)
             cached, cache_ok = None, False
         if cached is not None:
+            _emit(request, "product_viewed", str(product_id))
             return _product_response(cached, headers={"X-Cache": "hit"})
 
         product = await database.get_product(product_id)
@@ -234,6 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await cache.set_product(product)
             except CacheUnavailable as exc:
                 log.warning("cache write failed (%s)", exc)
+        _emit(request, "product_viewed", str(product_id))
         return _product_response(product, headers={"X-Cache": "miss"})
 
     async def live() -> JSONResponse:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from psycopg.conninfo import make_conninfo
 
 from products.credentials import ElastiCacheIamToken, PasswordFile, RdsIamToken, StaticPassword
+from products.events import EmitterSettings
 from products.flags import FlagSettings
 
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -363,6 +364,19 @@ class AuthSettings:
                 "AUTH_JWKS_CACHE_SECONDS", 300, minimum=1, maximum=86_400
             ),
         )
+def _analytics(env: _Env) -> EmitterSettings:
+    stream = env.optional("ANALYTICS_STREAM", "") or None
+    region = env.optional("AWS_REGION", env.optional("AWS_DEFAULT_REGION", ""))
+    if stream and not region:
+        env.invalid.append("ANALYTICS_STREAM needs AWS_REGION (ECS sets it on Fargate)")
+    declared = env.optional("ANALYTICS_EVENTS", "")
+    return EmitterSettings(
+        stream=stream,
+        region=region,
+        events=frozenset(n.strip() for n in declared.split(",") if n.strip()) if declared else None,
+        queue_size=env.integer("ANALYTICS_QUEUE_SIZE", 10_000, minimum=1, maximum=1_000_000),
+        flush_seconds=env.number("ANALYTICS_FLUSH_SECONDS", 1.0, minimum=0.05, maximum=60),
+    )
 
 
 @dataclass(frozen=True)
@@ -370,6 +384,8 @@ class Settings:
     database: DatabaseSettings
     cache: CacheSettings
     auth: AuthSettings | None = None  # None: writes are public (dev)
+    # Product events (products.events): no ANALYTICS_STREAM, a no-op sink that still counts.
+    analytics: EmitterSettings = field(default_factory=EmitterSettings)
     port: int = 8080
     host: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
     log_level: str = "INFO"
@@ -383,6 +399,7 @@ class Settings:
             database=DatabaseSettings._read(env),
             cache=CacheSettings._read(env),
             auth=AuthSettings._read(env),
+            analytics=_analytics(env),
             port=env.integer("PORT", 8080, minimum=1, maximum=65535),
             host=env.optional("HOST", "0.0.0.0"),  # noqa: S104
             log_level=env.choice(
