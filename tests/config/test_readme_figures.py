@@ -49,3 +49,11 @@ def test_the_test_count(request):
 
 def test_times_name_their_benchmark():
     assert "`bench/synth_bench.py`" in row("whole `invoke synth")
+
+
+def test_the_policy_count():
+    from ops.policy_run import load_policies
+
+    policies = load_policies().POLICIES
+    mandatory = sum(1 for p in policies if p.enforcement_level.name == "MANDATORY")
+    assert f"({len(policies)} policies: {mandatory} mandatory, {len(policies) - mandatory} advisory," in README
