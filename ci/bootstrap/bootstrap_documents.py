@@ -28,15 +28,16 @@ Statement = dict[str, Any]
 STS_AUDIENCE = "sts.amazonaws.com"
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 # Services a deploy role may pass its stack's roles to: ECS tasks (execution/task roles), VPC flow
-# logs, RDS enhanced monitoring, Lambda functions and ECS itself (the role a lifecycle hook runs as).
+# logs, RDS enhanced monitoring, Lambda functions, ECS itself (the role a lifecycle hook runs as),
+# Firehose (the event stream's delivery role) and AppConfig (the role that reads the flag monitor).
 PASSABLE_TO = ["ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com", "monitoring.rds.amazonaws.com",
-               "lambda.amazonaws.com", "ecs.amazonaws.com", "firehose.amazonaws.com"]
+               "lambda.amazonaws.com", "ecs.amazonaws.com", "firehose.amazonaws.com", "appconfig.amazonaws.com"]
 # AWS managed policies a stack role may have attached: nothing else can be (iam:PolicyARN).
 ATTACHABLE = ["arn:{p}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"]
 # Service-linked roles the stack's services create on first use in an account.
 SERVICE_LINKED = ["ecs.amazonaws.com", "elasticache.amazonaws.com", "rds.amazonaws.com",
                   "elasticloadbalancing.amazonaws.com", "ecs.application-autoscaling.amazonaws.com",
-                  "wafv2.amazonaws.com"]
+                  "wafv2.amazonaws.com", "vpcorigin.cloudfront.amazonaws.com"]
 # The tag that says which stack a resource belongs to; the bootstrap's own keys carry this value,
 # which no environment may be named (so no deploy role ever matches them).
 STACK_TAG = "stack"

@@ -58,6 +58,8 @@ EC2_OWN = [
     "DeleteVpcEndpoints", "ModifyVpcEndpoint", "DeleteFlowLogs", "TerminateInstances", "StopInstances",
     "StartInstances", "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions",
 ]
+# The deploy role's managed policies, one per concern (IAM allows 10 on a role by default).
+DEPLOY_PARTS = ("network", "platform", "data", "identity", "delivery", "edge", "flags")
 ECS_TASK_ROLE_READS = ["ecs:DescribeServices", "elasticloadbalancing:DescribeTargetHealth",
                        "cloudwatch:DescribeAlarms", "cloudwatch:GetMetricData"]
 
@@ -323,6 +325,10 @@ def boundary_policy(n: Names) -> Document:
          "Resource": arns("lambda", f"function:{name}-*")},
         {"Sid": "DeploymentReads", "Effect": "Allow", "Action": ECS_TASK_ROLE_READS, "Resource": "*",
          "Condition": _region(n)},
+        # The AppConfig agent beside each task reads flags; each task role names its own profile.
+        {"Sid": "ReadFlags", "Effect": "Allow",
+         "Action": ["appconfig:StartConfigurationSession", "appconfig:GetLatestConfiguration"],
+         "Resource": n.arn("appconfig", "application/*/environment/*/configuration/*")},
         # Product analytics: services put events, Firehose writes them, readers query them.
         {"Sid": "ProductEvents", "Effect": "Allow", "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
          "Resource": arns("firehose", f"deliverystream/{name}-*")},
@@ -346,6 +352,7 @@ def boundary_policy(n: Names) -> Document:
 def deploy_policies(n: Names, hosted_zone_ids: Sequence[str], domains: Sequence[str]) -> dict[str, Document]:
     """The deploy role's managed policies by part name (`<project>-ci-deploy-<env>-<part>`)."""
     from bootstrap_documents import deploy_delivery_policy
+    from deploy_edge_policies import deploy_edge_policy, deploy_flags_policy
 
     return {
         "network": deploy_network_policy(n),
@@ -353,4 +360,6 @@ def deploy_policies(n: Names, hosted_zone_ids: Sequence[str], domains: Sequence[
         "data": deploy_data_policy(n),
         "identity": deploy_identity_policy(n),
         "delivery": deploy_delivery_policy(n),
+        "edge": deploy_edge_policy(n),
+        "flags": deploy_flags_policy(n),
     }

@@ -54,7 +54,7 @@ from bootstrap_documents import (  # noqa: E402
     tls_only_policy,
 )
 from delivery_tables import TableSpec, ledger_table, lock_table  # noqa: E402
-from deploy_policies import boundary_policy, deploy_policies  # noqa: E402
+from deploy_policies import DEPLOY_PARTS, boundary_policy, deploy_policies  # noqa: E402
 
 GITHUB_OIDC_URL = "https://token.actions.githubusercontent.com"
 # Noncurrent state versions are the undo history of every stack; a year of it is cheap.
@@ -345,7 +345,7 @@ class CiBootstrap(pulumi.ComponentResource):
             opts=child,
         )
         documents = names.apply(lambda n: deploy_policies(n, cfg.hosted_zone_ids, cfg.domains.get(env, ())))
-        for part in ("network", "platform", "data", "identity", "delivery"):
+        for part in DEPLOY_PARTS:
             policy = aws.iam.Policy(
                 f"{base}-deploy-{part}", name=f"{cfg.deploy_role_name(env)}-{part}",
                 description=f"CI deploys of stack {env}: {part}",

@@ -222,7 +222,8 @@ def test_pass_role_only_for_its_own_roles_and_services(ci: Synth, env: str) -> N
     [s] = allowing(docs, "iam:PassRole", iam_arn(f"role/refarch-{env}-products-task"))
     assert s["Condition"] == {"StringEquals": {"iam:PassedToService": [
         "ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com", "monitoring.rds.amazonaws.com",
-        "lambda.amazonaws.com", "ecs.amazonaws.com", "firehose.amazonaws.com"]}}
+        "lambda.amazonaws.com", "ecs.amazonaws.com", "firehose.amazonaws.com",
+                                                       "appconfig.amazonaws.com"]}}
     for other in ENVS:
         if other != env:
             assert allowing(docs, "iam:PassRole", iam_arn(f"role/refarch-{other}-products-task")) == []
@@ -461,12 +462,12 @@ def test_promotion_readers_from_another_account() -> None:
 
 def test_managed_policies_fit_iams_limit(ci: Synth) -> None:
     policies = ci.of_type("aws:iam/policy:Policy")
-    assert len(policies) == 6 * len(ENVS)
+    assert len(policies) == 8 * len(ENVS)  # the boundary and seven deploy parts
     for p in policies:
         size = len(re.sub(r"\s", "", json.dumps(json.loads(p["inputs"]["policy"]))))
         assert size <= MANAGED_POLICY_LIMIT, (p["inputs"]["name"], size)
     # IAM's default quota: 10 managed policies per role.
-    assert len(documents_of(ci, "refarch-ci-deploy-prod")) == 5
+    assert len(documents_of(ci, "refarch-ci-deploy-prod")) == 7
 
 
 def test_state_bucket_is_versioned_encrypted_private_and_tls_only(ci: Synth) -> None:
@@ -535,3 +536,51 @@ def test_outputs_are_what_ci_readme_asks_for(ci: Synth) -> None:
 def test_config_is_validated(overrides: dict[str, Any], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         bootstrap.BootstrapConfig(**overrides)
+
+
+# --- the edge and flags parts: CloudFront, edge WAF and logs, Cognito, AppConfig -------------------
+
+CF = f"arn:aws:cloudfront::{ACCOUNT}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_edge_and_flags_resources_are_changed_only_when_tagged_as_this_stacks(ci: Synth, env: str) -> None:
+    docs = deploy(ci, env)
+    tagged = (
+        ("cloudfront:UpdateDistribution", f"{CF}:distribution/E2ABCDEF"),
+        ("cloudfront:DeleteVpcOrigin", f"{CF}:vpcorigin/vo_abc"),
+        ("cognito-idp:DeleteUserPool", arn("cognito-idp", "userpool/us-east-1_abc")),
+        ("cognito-idp:CreateUserPoolClient", arn("cognito-idp", "userpool/us-east-1_abc")),
+        ("appconfig:StartDeployment", arn("appconfig", "application/abc1234/environment/def5678")),
+        ("appconfig:DeleteApplication", arn("appconfig", "application/abc1234")),
+    )
+    for action, resource in tagged:
+        assert allowing(docs, action, resource, tags={"stack": env}), (action, resource)
+        for other in ENVS:
+            if other != env:
+                assert allowing(docs, action, resource, tags={"stack": other}) == [], (action, other)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_edge_waf_and_logs_of_other_environments_are_out_of_reach(ci: Synth, env: str) -> None:
+    docs = deploy(ci, env)
+    edge = f"arn:aws:{{}}:us-east-1:{ACCOUNT}:{{}}"
+    assert allowing(docs, "wafv2:UpdateWebACL", edge.format("wafv2", f"global/webacl/refarch-{env}-edge-acl/1"))
+    assert allowing(docs, "logs:PutRetentionPolicy", edge.format("logs", f"log-group:aws-waf-logs-refarch-{env}-edge"))
+    for other in ENVS:
+        if other != env:
+            assert allowing(docs, "wafv2:DeleteWebACL",
+                            edge.format("wafv2", f"global/webacl/refarch-{other}-edge-acl/1")) == []
+            assert allowing(docs, "logs:DeleteLogGroup",
+                            edge.format("logs", f"log-group:/aws/cloudfront/refarch-{other}")) == []
+            assert allowing(docs, "logs:DeleteDeliverySource",
+                            edge.format("logs", f"delivery-source:refarch-{other}-edge")) == []
+
+
+def test_stack_roles_may_read_flags_and_appconfig_may_watch_the_monitor(ci: Synth) -> None:
+    boundary = json.loads(ci.one("aws:iam/policy:Policy", "ci-dev-boundary")["inputs"]["policy"])
+    assert allowing({"b": boundary}, "appconfig:GetLatestConfiguration",
+                    arn("appconfig", "application/abc1234/environment/def5678/configuration/ghi9012"))
+    assert allowing({"b": boundary}, "appconfig:StartDeployment",
+                    arn("appconfig", "application/abc1234/environment/def5678")) == []
+    assert allowing(deploy(ci, "dev"), "iam:PassRole", iam_arn("role/refarch-dev-flags-monitor"))
