@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from infra.config import parse
+from infra.local import flags as local_flags
 from infra.local import secrets as local_secrets
 from ops import stackfile
 from ops.synth import run
@@ -42,15 +43,21 @@ def stand_ins(engine):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def stack(engine, built, stand_ins, tmp_path_factory):  # noqa: F811
+def root(tmp_path_factory) -> Path:
+    """The rehearsal's own project root: its secrets and flags files live here."""
+    return tmp_path_factory.mktemp("local-stack")
+
+
+@pytest.fixture(scope="module")
+def stack(engine, built, stand_ins, root):  # noqa: F811
     import infra.local.program as program
 
-    root = tmp_path_factory.mktemp("local-stack")
     values = stackfile.read_values("local")
     values["refarch:local"] = {**values["refarch:local"], "telemetry": False}
     values["refarch:images"] = {"products": built.ref}
     config = parse(values, "local", "stacks/Pulumi.local.yaml")
     local_secrets.ensure(root / config.local_target.secrets_dir, "app", [])
+    local_flags.ensure(local_flags.host_file(root, "local"), config.flags)  # what `invoke up` writes
     original = program.ROOT
     program.ROOT = root  # the secrets' host paths point into this test's own directory
     try:
@@ -113,6 +120,27 @@ def test_local_products_through_the_gateway_come_from_postgres_then_the_cache(st
     assert (status, headers.get("x-cache")) == (200, "hit")
     status, _, body = call(f"{base}/products")
     assert status == 200 and "rehearsal lamp" in body
+
+
+def test_local_flag_flipped_in_its_file_changes_what_the_service_serves(stack, root):
+    _, base = stack
+    flags_file = local_flags.host_file(root, "local")
+    assert eventually(f"{base}/products", 200)[0] == 200
+    for price in ("30.00", "10.00", "20.00"):
+        assert call(f"{base}/products", "POST", {"name": f"flag lamp {price}", "price": price})[0] == 201
+    assert call(f"{base}/products")[1].get("x-flag-sort-by-price") == "off; source=agent"
+    document = json.loads(flags_file.read_text())
+    document["catalog-sort-by-price"]["enabled"] = True
+    flags_file.write_text(json.dumps(document))
+    deadline = time.monotonic() + 30  # the service re-reads its flags every few seconds
+    while time.monotonic() < deadline:
+        _, headers, body = call(f"{base}/products")
+        if headers.get("x-flag-sort-by-price") == "on; source=agent":
+            break
+        time.sleep(0.5)
+    assert headers.get("x-flag-sort-by-price") == "on; source=agent"
+    prices = [float(p["price"]) for p in json.loads(body)]
+    assert prices == sorted(prices)
 
 
 def test_local_gateway_answers_an_undeclared_path_with_the_fixed_404(stack):
