@@ -1,7 +1,9 @@
 """Architecture diagram (Mermaid `flowchart LR`) drawn from the synth output, never by hand.
 
 Nodes are the resources a reviewer reasons about (the client, CloudFront and its web ACL, the web
-client's bucket, ALB, each service, database, cache, alert topic, NAT, subnet tiers); every edge comes from a reference between resources in the synth JSON:
+client's bucket, ALB, each service, the token issuer, the flag profile, the event stream, database,
+cache, alert topic, NAT, subnet tiers); every edge comes from a reference between resources in the
+synth JSON:
 security group rules (who may connect to whom, on which port), listener rules and target groups
 (which routes reach which service), subnet ids (which tier a resource runs in), alarm actions
 (which alarms notify which topic) and log configuration (which log group a service writes to).
@@ -13,55 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from ops.review import Index, SynthJson, layers
+from ops.review.diagram_graph import Graph, label_lines, render
 
 ANYWHERE = ("0.0.0.0/0", "::/0")
-SUBGRAPH_ORDER = ("edge", "client", "gateway", "services", "database", "cache", "analytics", "monitoring", "network")
 TIERS = ("public", "private", "isolated")
-
-
-@dataclass
-class Node:
-    id: str
-    label: str
-    layer: str
-    shape: str = "box"  # box | round | circle | cylinder
-
-
-@dataclass
-class Edge:
-    src: str
-    dst: str
-    labels: list[str] = field(default_factory=list)
-    dotted: bool = False
-
-
-@dataclass
-class Graph:
-    nodes: dict[str, Node] = field(default_factory=dict)
-    edges: dict[tuple[str, str], Edge] = field(default_factory=dict)
-    by_urn: dict[str, str] = field(default_factory=dict)  # resource URN -> node id
-
-    def add_node(self, key: str, label: str, layer: str, shape: str = "box", urns: tuple[str, ...] = ()) -> str:
-        node_id = _node_id(key, self.nodes)
-        self.nodes[node_id] = Node(node_id, label, layer, shape)
-        for urn in urns:
-            self.by_urn[urn] = node_id
-        return node_id
-
-    def connect(self, src: str | None, dst: str | None, label: str = "", dotted: bool = False) -> None:
-        if src is None or dst is None or src == dst:
-            return
-        edge = self.edges.setdefault((src, dst), Edge(src, dst, dotted=dotted))
-        edge.dotted = edge.dotted and dotted  # a solid reference wins over a placement line
-        if label and label not in edge.labels:
-            edge.labels.append(label)
-
-    def has_edge(self, src: str, dst: str) -> bool:
-        return (src, dst) in self.edges
 
 
 def build(document: SynthJson) -> Graph:
@@ -88,14 +48,14 @@ def build(document: SynthJson) -> Graph:
         listeners = sorted(f"{li['inputs'].get('protocol', '')} :{li['inputs'].get('port', '')}"
                            for li in index.of_type("aws:lb/listener:Listener")
                            if li["inputs"].get("loadBalancerArn") == lb.get("arn"))
-        label = _lines(f"ALB {inputs.get('name', lb['name'])}", " · ".join(listeners))
+        label = label_lines(f"ALB {inputs.get('name', lb['name'])}", " · ".join(listeners))
         node = graph.add_node(f"alb_{lb['name']}", label, layer_of[lb["urn"]], urns=(lb["urn"],))
         own(node, inputs.get("securityGroups"))
         subnets = inputs.get("subnets") or [m.get("subnetId") for m in inputs.get("subnetMappings") or []]
         place(node, subnets)
     for acl in index.of_type("aws:wafv2/webAcl:WebAcl"):
         rules = acl["inputs"].get("rules") or []
-        graph.add_node(f"waf_{acl['name']}", _lines(f"WAF {acl['inputs'].get('name', acl['name'])}",
+        graph.add_node(f"waf_{acl['name']}", label_lines(f"WAF {acl['inputs'].get('name', acl['name'])}",
                                                      f"{len(rules)} rules"), layer_of[acl["urn"]], urns=(acl["urn"],))
 
     # services, with the routes their listener rules send them
@@ -105,7 +65,7 @@ def build(document: SynthJson) -> Graph:
         network = inputs.get("networkConfiguration") or {}
         groups = [lb.get("targetGroupArn") for lb in inputs.get("loadBalancers") or []]
         paths = sorted({p for tg in groups for p in routes.get(tg, ())})
-        label = _lines(inputs.get("name", svc["name"]), ", ".join(paths),
+        label = label_lines(inputs.get("name", svc["name"]), ", ".join(paths),
                        f"Fargate ×{inputs.get('desiredCount') or 0}")
         node = graph.add_node(f"svc_{svc['name']}", label, layer_of[svc["urn"]], "round", urns=(svc["urn"],))
         own(node, network.get("securityGroups"))
@@ -115,7 +75,7 @@ def build(document: SynthJson) -> Graph:
     subnet_groups = _subnet_groups(index)
     for db in index.of_type("aws:rds/instance:Instance"):
         inputs = db["inputs"]
-        label = _lines(f"RDS {inputs.get('engine', '')} {inputs.get('engineVersion', '')}".strip(),
+        label = label_lines(f"RDS {inputs.get('engine', '')} {inputs.get('engineVersion', '')}".strip(),
                        f"{inputs.get('instanceClass', '')}{' · multi-AZ' if inputs.get('multiAz') else ''}")
         node = graph.add_node(f"db_{db['name']}", label, layer_of[db["urn"]], "cylinder", urns=(db["urn"],))
         own(node, inputs.get("vpcSecurityGroupIds"))
@@ -123,7 +83,7 @@ def build(document: SynthJson) -> Graph:
     for rg in index.of_type("aws:elasticache/replicationGroup:ReplicationGroup"):
         inputs = rg["inputs"]
         nodes = inputs.get("numCacheClusters") or 1
-        label = _lines(f"ElastiCache {inputs.get('engine', 'redis')} {inputs.get('engineVersion', '')}".strip(),
+        label = label_lines(f"ElastiCache {inputs.get('engine', 'redis')} {inputs.get('engineVersion', '')}".strip(),
                        f"{inputs.get('nodeType', '')} ×{nodes}")
         node = graph.add_node(f"cache_{rg['name']}", label, layer_of[rg["urn"]], "cylinder", urns=(rg["urn"],))
         own(node, inputs.get("securityGroupIds"))
@@ -163,7 +123,54 @@ def build(document: SynthJson) -> Graph:
 
     _monitoring(index, graph, layer_of)
     _analytics(index, graph, layer_of)
+    _auth(index, graph, layer_of)
+    _flags(index, graph, layer_of)
     return graph
+
+
+def _containers(index: Index, service: dict) -> list[dict]:
+    task = index.get(service["inputs"].get("taskDefinition"))
+    raw = (task or {}).get("inputs", {}).get("containerDefinitions")
+    return json.loads(raw) if isinstance(raw, str) else []
+
+
+def _auth(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
+    """Token issuer -> what checks its tokens: a service (AUTH_ISSUER) or the ALB (a jwt-validation rule)."""
+    issuers: dict[str, str] = {}
+    for pool in index.of_type("aws:cognito/userPool:UserPool"):
+        issuers[f"/{pool['id']}"] = graph.add_node(f"idp_{pool['name']}", label_lines("Cognito M2M issuer", "RS256 tokens"),
+                                                   layer_of[pool["urn"]], "round", urns=(pool["urn"],))
+
+    def issuer_node(issuer: object) -> str | None:
+        return next((node for suffix, node in issuers.items() if str(issuer).endswith(suffix)), None)
+
+    for svc in index.of_type("aws:ecs/service:Service"):
+        for container in _containers(index, svc):
+            env = {e.get("name"): e.get("value") for e in container.get("environment") or []}
+            if env.get("AUTH_ISSUER") and env.get("AUTH_WRITE_SCOPES") is not None:
+                graph.connect(issuer_node(env["AUTH_ISSUER"]), graph.by_urn.get(svc["urn"]),
+                              f"JWKS · writes need {env['AUTH_WRITE_SCOPES']}", dotted=True)
+    for rule in index.of_type("aws:lb/listenerRule:ListenerRule"):
+        for action in rule["inputs"].get("actions") or []:
+            if action.get("type") == "jwt-validation":
+                listener = index.get(rule["inputs"].get("listenerArn"))
+                balancer = index.get((listener or {}).get("inputs", {}).get("loadBalancerArn"))
+                graph.connect(issuer_node((action.get("jwtValidation") or {}).get("issuer")),
+                              graph.by_urn.get(balancer["urn"]) if balancer else None, "JWKS", dotted=True)
+
+
+def _flags(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
+    """AppConfig's feature-flag profile -> every service whose task runs the agent beside it."""
+    profiles = list(index.of_type("aws:appconfig/configurationProfile:ConfigurationProfile"))
+    if not profiles:
+        return
+    profile = profiles[0]
+    node = graph.add_node(f"flags_{profile['name']}", label_lines("AppConfig feature flags",
+                                                                 "rolled back on health alarms"),
+                          layer_of[profile["urn"]], "round", urns=(profile["urn"],))
+    for svc in index.of_type("aws:ecs/service:Service"):
+        if any(c.get("name") == "appconfig-agent" for c in _containers(index, svc)):
+            graph.connect(node, graph.by_urn.get(svc["urn"]), "flags (agent)")
 
 
 def _analytics(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
@@ -171,19 +178,17 @@ def _analytics(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
     streams: dict[str, str] = {}
     for stream in index.of_type("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"):
         name = stream["inputs"].get("name", stream["name"])
-        node = graph.add_node(f"fh_{stream['name']}", _lines(f"Firehose {name}", "JSON → Parquet"),
+        node = graph.add_node(f"fh_{stream['name']}", label_lines(f"Firehose {name}", "JSON → Parquet"),
                               layer_of[stream["urn"]], "round", urns=(stream["urn"],))
         streams[name] = node
         bucket = index.get((stream["inputs"].get("extendedS3Configuration") or {}).get("bucketArn"))
         if bucket:
             target = graph.by_urn.get(bucket["urn"]) or graph.add_node(
-                f"s3_{bucket['name']}", _lines("S3 events", "Glue table · Athena"), layer_of[bucket["urn"]],
+                f"s3_{bucket['name']}", label_lines("S3 events", "Glue table · Athena"), layer_of[bucket["urn"]],
                 "cylinder", urns=(bucket["urn"],))
             graph.connect(node, target, "Parquet")
     for svc in index.of_type("aws:ecs/service:Service"):
-        task = index.get(svc["inputs"].get("taskDefinition"))
-        raw = (task or {}).get("inputs", {}).get("containerDefinitions")
-        for container in json.loads(raw) if isinstance(raw, str) else []:
+        for container in _containers(index, svc):
             for env in container.get("environment") or []:
                 if env.get("name") == "ANALYTICS_STREAM" and env.get("value") in streams:
                     graph.connect(graph.by_urn.get(svc["urn"]), streams[env["value"]], "events")
@@ -200,7 +205,7 @@ def _subnet_tiers(index: Index, graph: Graph, layer_of: dict[str, str]) -> dict[
     result = {}
     for tier, subnets in sorted(found.items(), key=lambda kv: TIERS.index(kv[0]) if kv[0] in TIERS else 9):
         cidrs = ", ".join(s["inputs"].get("cidrBlock", "") for s in subnets)
-        node = graph.add_node(f"net_{tier}", _lines(f"{tier} subnets ×{len(subnets)}", cidrs),
+        node = graph.add_node(f"net_{tier}", label_lines(f"{tier} subnets ×{len(subnets)}", cidrs),
                               layer_of[subnets[0]["urn"]], urns=tuple(s["urn"] for s in subnets))
         for s in subnets:
             result[s["id"]] = (tier, node)
@@ -256,7 +261,7 @@ def _edge(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
         inputs = dist["inputs"]
         behaviours = inputs.get("orderedCacheBehaviors") or []
         name = ", ".join(inputs.get("aliases") or []) or "*.cloudfront.net"
-        node = graph.add_node(f"cdn_{dist['name']}", _lines(f"CloudFront {name}", f"{inputs.get('httpVersion', '')} · "
+        node = graph.add_node(f"cdn_{dist['name']}", label_lines(f"CloudFront {name}", f"{inputs.get('httpVersion', '')} · "
                                                               f"{len(behaviours)} API behaviour(s)"),
                               layer_of[dist["urn"]], urns=(dist["urn"],))
         acl = index.get(inputs.get("webAclId"))
@@ -280,7 +285,7 @@ def _edge(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
                 bucket = next((b for n, b in buckets.items() if n and str(origin.get("domainName", "")).startswith(f"{n}.")),
                               None)
                 if bucket:
-                    target = graph.add_node(f"web_{bucket['name']}", _lines("S3 web client", "private · OAC"),
+                    target = graph.add_node(f"web_{bucket['name']}", label_lines("S3 web client", "private · OAC"),
                                             layer_of[bucket["urn"]], "cylinder", urns=(bucket["urn"],))
                     graph.connect(node, target, "/ (OAC)")
 
@@ -325,7 +330,7 @@ def _nat(index: Index, graph: Graph, layer_of: dict[str, str], own, place, inter
     for instance in index.of_type("aws:ec2/instance:Instance"):
         if instance["inputs"].get("sourceDestCheck") is not False:
             continue  # only instances that forward traffic are NAT instances
-        node = graph.add_node(f"nat_{instance['name']}", _lines("NAT instance", instance["inputs"].get("instanceType", "")),
+        node = graph.add_node(f"nat_{instance['name']}", label_lines("NAT instance", instance["inputs"].get("instanceType", "")),
                               layer_of[instance["urn"]], urns=(instance["urn"],))
         own(node, instance["inputs"].get("vpcSecurityGroupIds"))
         place(node, [instance["inputs"].get("subnetId")])
@@ -348,7 +353,7 @@ def _nat(index: Index, graph: Graph, layer_of: dict[str, str], own, place, inter
 def _monitoring(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
     topics = {t.get("arn"): t for t in index.of_type("aws:sns/topic:Topic")}
     for topic in topics.values():
-        graph.add_node(f"topic_{topic['name']}", _lines("SNS alert topic", topic["inputs"].get("name", topic["name"])),
+        graph.add_node(f"topic_{topic['name']}", label_lines("SNS alert topic", topic["inputs"].get("name", topic["name"])),
                        layer_of[topic["urn"]], urns=(topic["urn"],))
     # One node per topic for the alarms that notify it: dozens of alarm boxes would hide the shape.
     notifying: dict[str, list[dict]] = defaultdict(list)
@@ -377,7 +382,7 @@ def _monitoring(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
                                   layer_of[topics[arn]["urn"]], "round")
             graph.connect(graph.by_urn[topics[arn]["urn"]], node, "notifies")
     for board in index.of_type("aws:cloudwatch/dashboard:Dashboard"):
-        graph.add_node(f"dashboard_{board['name']}", _lines("dashboard", board["inputs"].get("dashboardName", "")),
+        graph.add_node(f"dashboard_{board['name']}", label_lines("dashboard", board["inputs"].get("dashboardName", "")),
                        layer_of[board["urn"]], urns=(board["urn"],))
     # Services write to the log groups their task definitions name.
     groups = {g["inputs"].get("name"): g for g in index.of_type("aws:cloudwatch/logGroup:LogGroup")}
@@ -388,7 +393,7 @@ def _monitoring(index: Index, graph: Graph, layer_of: dict[str, str]) -> None:
             if group is None:
                 continue
             log_node = graph.by_urn.get(group["urn"]) or graph.add_node(
-                f"logs_{group['name']}", _lines("log group", name), layer_of[group["urn"]], urns=(group["urn"],))
+                f"logs_{group['name']}", label_lines("log group", name), layer_of[group["urn"]], urns=(group["urn"],))
             graph.connect(graph.by_urn.get(svc["urn"]), log_node, "logs", dotted=True)
 
 
@@ -401,27 +406,6 @@ def _log_groups_of(task: dict | None) -> list[str]:
         return []
     names = [((c.get("logConfiguration") or {}).get("options") or {}).get("awslogs-group") for c in containers]
     return sorted({n for n in names if n})
-
-
-# --- rendering ----------------------------------------------------------------------------------
-
-def render(graph: Graph) -> str:
-    lines = ["flowchart LR"]
-    by_layer: dict[str, list[Node]] = defaultdict(list)
-    for node in graph.nodes.values():
-        by_layer[node.layer].append(node)
-    for node in by_layer.pop("internet", []):
-        lines.append(f"  {_shape(node)}")
-    order = sorted(by_layer, key=lambda layer: (SUBGRAPH_ORDER.index(layer) if layer in SUBGRAPH_ORDER else 99, layer))
-    for layer in order:
-        lines.append(f'  subgraph layer_{_sanitize(layer)}["{_escape(layer)}"]')
-        lines += [f"    {_shape(node)}" for node in by_layer[layer]]
-        lines.append("  end")
-    for edge in graph.edges.values():
-        arrow = "-.->" if edge.dotted else "-->"
-        text = ", ".join(sorted(edge.labels, key=_label_key))
-        lines.append(f'  {edge.src} {arrow}|"{_escape(text)}"| {edge.dst}' if text else f"  {edge.src} {arrow} {edge.dst}")
-    return "\n".join(lines) + "\n"
 
 
 def mermaid(document: SynthJson) -> str:
@@ -444,43 +428,3 @@ def command(stack: str, synth_file: str | None = None, out: str | None = None) -
     else:
         stdout.print(text, end="", markup=False)
     return text
-
-
-def _label_key(label: str) -> tuple[int, str]:
-    # Ports in numeric order (:80 before :443), words after them.
-    digits = re.match(r"^:(\d+)", label)
-    return (int(digits.group(1)) if digits else 1 << 20, label)
-
-
-def _shape(node: Node) -> str:
-    label = _escape(node.label)
-    return {
-        "circle": f'{node.id}(("{label}"))',
-        "round": f'{node.id}("{label}")',
-        "cylinder": f'{node.id}[("{label}")]',
-    }.get(node.shape, f'{node.id}["{label}"]')
-
-
-def _lines(*parts: str) -> str:
-    return "\n".join(p for p in parts if p)
-
-
-def _escape(text: str) -> str:
-    # Inside a quoted Mermaid label: `#` (Mermaid's entity prefix), quotes and angle brackets
-    # become entity codes so a name can neither end the label nor inject HTML; newlines become <br/>.
-    for char, code in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
-        text = text.replace(char, code)
-    return text.replace("\n", "<br/>")
-
-
-def _sanitize(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text)
-
-
-def _node_id(key: str, taken: dict[str, Node]) -> str:
-    # Letters, digits and underscores only; a kind prefix keeps ids off Mermaid keywords (`end`, `graph`).
-    base = _sanitize(key)
-    node_id, n = base, 2
-    while node_id in taken:
-        node_id, n = f"{base}_{n}", n + 1
-    return node_id

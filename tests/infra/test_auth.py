@@ -154,3 +154,14 @@ def test_a_cached_route_with_tokens_forwards_authorization_through_its_cache_key
 
     assert all("Authorization" in items for items in key_headers("staging") + key_headers("prod"))
     assert all("Authorization" not in items for items in key_headers("dev"))  # no token on dev
+
+
+def test_the_diagram_shows_the_issuer_reaching_the_alb_that_checks_its_tokens(alb_checked):
+    from ops.review import diagram
+
+    graph = diagram.build(alb_checked.to_json())
+    pool = graph.by_urn[alb_checked.one("aws:cognito/userPool:UserPool")["urn"]]
+    alb = graph.by_urn[alb_checked.one("aws:lb/loadBalancer:LoadBalancer")["urn"]]
+    service = graph.by_urn[alb_checked.one("aws:ecs/service:Service")["urn"]]
+    assert graph.edges[(pool, alb)].labels == ["JWKS"] and graph.edges[(pool, alb)].dotted
+    assert not graph.has_edge(pool, service)  # the ALB checks, the service does not

@@ -175,3 +175,17 @@ def test_shipped_stack_diagram_matches_its_config(graphs, stack):
     assert graph.has_edge("client", waf) and graph.has_edge(waf, cdn)
     assert graph.has_edge(cdn, alb) and graph.has_edge(cdn, bucket)
     assert not graph.has_edge("internet", alb) and not graph.has_edge("client", alb)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_shipped_stack_diagram_shows_flags_and_who_checks_tokens(graphs, stack):
+    graph, synth = graphs[stack]
+    service = graph.by_urn[synth.one("aws:ecs/service:Service")["urn"]]
+    flags = graph.by_urn[synth.one("aws:appconfig/configurationProfile:ConfigurationProfile")["urn"]]
+    assert graph.edges[(flags, service)].labels == ["flags (agent)"]
+    pools = synth.of_type("aws:cognito/userPool:UserPool")
+    # Staging and prod writes need a token the service checks against the pool's keys; dev has no issuer.
+    assert len(pools) == (0 if stack == "dev" else 1)
+    for pool in pools:
+        edge = graph.edges[(graph.by_urn[pool["urn"]], service)]
+        assert edge.dotted and edge.labels == ["JWKS · writes need products/write"]
