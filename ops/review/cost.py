@@ -3,7 +3,8 @@
 Every resource in the synth output ends up in exactly one of three states: priced (with the
 arithmetic shown), free (an explicit allowlist with the reason), or "not priced" (it costs money
 but there is no price or usage assumption for it). Nothing is silently zero: an unknown type is
-"not priced" until someone adds it (`pricers.py`, or `free_resources.py` with the reason).
+"not priced" until someone adds it (`pricers.py` or `pricers_product.py`, or `free_resources.py` with
+the reason).
 
 Usage-based charges come from the stack file's `usage` section (`infra.config.UsageConfig`); the
 prices from `ops/review/prices/aws-<region>.json`, which states its source and date.
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from ops.review import Index, SynthJson, is_component, layers
 from ops.review.cost_model import (
     Charge,
+    Ctx,
     Estimate,
     Free,
     NotPriced,
@@ -27,7 +29,7 @@ from ops.review.cost_model import (
     prices,
 )
 from ops.review.free_resources import FREE, UNPRICED
-from ops.review.pricers import PRICERS, Ctx
+from ops.review.pricers import PRICERS
 
 # --- the estimate --------------------------------------------------------------------------------
 

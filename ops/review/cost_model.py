@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ops.errors import OpsError
+from ops.review import Index
 
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 # Layers in the order a reader walks the architecture; anything else sorts after them.
@@ -128,3 +129,17 @@ def layer_key(layer: str) -> tuple[int, str]:
 
 def num(value: float) -> str:
     return f"{value:,.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
+
+
+class Ctx:
+    """What every pricer needs: the table, the usage assumptions, and the stack's other resources."""
+
+    def __init__(self, index: Index, table: dict[str, Any], usage: Usage):
+        self.index, self.p, self.usage = index, table, usage
+        self.hours: float = table["hours_per_month"]
+        self.nat_gateways = sum(1 for _ in index.of_type("aws:ec2/natGateway:NatGateway"))
+        self.log_groups = sum(1 for _ in index.of_type("aws:cloudwatch/logGroup:LogGroup"))
+        self.databases = sum(1 for _ in index.of_type("aws:rds/instance:Instance"))
+        self.eip_instances = {r["inputs"].get("instance") for r in index.of_type("aws:ec2/eip:Eip")}
+        # The stack has its account's always-free tiers to itself (CloudWatch's, CloudFront's).
+        self.free_tiers = False

@@ -8,7 +8,7 @@ import pytest
 
 from ops.review import cost
 from ops.review.cost_model import prices
-from ops.review.pricers import APPCONFIG_RECEIVED_PER_TASK_MONTH
+from ops.review.pricers_product import APPCONFIG_RECEIVED_PER_TASK_MONTH
 
 PROFILE = "aws:appconfig/configurationProfile:ConfigurationProfile"
 
