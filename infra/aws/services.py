@@ -4,6 +4,7 @@ Per service: an ECR repository (built services only), a log group, least-privile
 task roles, the task definition (app container, plus an ADOT collector when tracing), a migration
 task definition when the service has a migrate command, a security group with the matching rules
 on the ALB, database and cache groups, a target group with its listener rules, and the service.
+The roles and their policies are built by `service_roles`, the container definitions by `containers`.
 """
 
 from __future__ import annotations
@@ -24,15 +25,9 @@ from infra.aws.containers import ADOT_CONTAINER, TMP_VOLUME, ContainerDefinition
 from infra.aws.flags import FlagNames
 from infra.aws.monitoring import deployment_alarm_names
 from infra.aws.service_policies import (
-    data_access_policy,
-    ecr_repository_arn,
-    execution_policy,
     lifecycle_policy,
-    put_events_policy,
-    secret_arn,
-    tracing_policy,
-    trust_policy,
 )
+from infra.aws.service_roles import service_roles
 from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig, naming
 from infra.config.services import rule_priorities as route_priorities
 from infra.tags import with_name
@@ -125,15 +120,6 @@ class DeployedService:
     alternate_target_group_arn_suffix: pulumi.Output[str] | None = None
     deployment_alarm_names: list[str] = field(default_factory=list)  # what ECS rolls back on
     task_role_name: pulumi.Output[str] | None = None  # the flags layer attaches its read policy to it
-
-
-@dataclass
-class _Roles:
-    execution: aws.iam.Role
-    task: aws.iam.Role
-    # Only a service with migrations on the database: the one role that may read the master secret.
-    migration_execution: aws.iam.Role | None
-    policies: list[aws.iam.RolePolicy]
 
 
 # --- pure decisions (unit-testable without a synth) -------------------------------------------
@@ -243,7 +229,8 @@ class Services(pulumi.ComponentResource):
             opts=child,
         )
         image = self._image(svc, repository)
-        roles = self._roles(base, full, svc, repository, log_group, image)
+        roles = service_roles(self, self._args, self._account, self._partition, base, full, svc, repository,
+                              log_group, image)
         execution_role, task_role, role_policies = roles.execution, roles.task, roles.policies
 
         env, secrets = self._containers.environment(svc), self._containers.secrets(svc)
@@ -384,75 +371,6 @@ class Services(pulumi.ComponentResource):
             # service without a digest, so this tag never reaches a real rollout.
             return repository.repository_url.apply(lambda url: f"{url}:initial")
         return pulumi.Output.from_input(svc.image or "")
-
-    def _roles(self, base: str, full: str, svc: ServiceConfig, repository: aws.ecr.Repository | None,
-               log_group: aws.cloudwatch.LogGroup, image: pulumi.Output[str]) -> _Roles:
-        args = self._args
-        child = pulumi.ResourceOptions(parent=self)
-        trust = pulumi.Output.all(self._account, self._partition).apply(
-            lambda v: json.dumps(trust_policy(v[0], v[1], args.region)))
-
-        def role(suffix: str, description: str) -> aws.iam.Role:
-            return aws.iam.Role(
-                f"{base}-{suffix}-role",
-                name=f"{full}-{suffix}",
-                description=description,
-                assume_role_policy=trust,
-                permissions_boundary=args.permissions_boundary_arn,
-                tags=self._tags(f"{full}-{suffix}"),
-                opts=child,
-            )
-
-        execution_role = role("execution", f"ECS starts {svc.name} tasks: pull its image, write its logs, read its secrets")
-        task_role = role("task", f"{svc.name} application identity")
-        # Built services pull only from their own repository; a service running a given image
-        # may pull that image's private ECR repository (public registries need no permission).
-        repo_arn: pulumi.Input[str | None] = (
-            repository.arn if repository is not None
-            else pulumi.Output.all(image, self._partition).apply(lambda v: ecr_repository_arn(v[0], v[1])))
-
-        def start_tasks(secret_refs: list[pulumi.Input[str]]) -> pulumi.Output[str]:
-            return pulumi.Output.all(
-                repo=repo_arn, log_group=log_group.arn, secrets=pulumi.Output.all(*secret_refs),
-                account=self._account, partition=self._partition,
-            ).apply(lambda v: json.dumps(execution_policy(
-                pull_repository_arns=[v["repo"]] if v["repo"] else [],
-                log_group_arn=v["log_group"], secret_arns=list(v["secrets"]),
-                account=v["account"], partition=v["partition"], region=args.region,
-            )))
-
-        # The service's own secrets only: the database master secret is the migration's alone.
-        own_secrets: list[pulumi.Input[str]] = [secret_arn(ref) for ref in svc.secrets.values()]
-        policies = [aws.iam.RolePolicy(f"{base}-execution-policy", role=execution_role.id,
-                                       name="start-tasks", policy=start_tasks(own_secrets), opts=child)]
-        migration_execution = None
-        if svc.migrate_command and svc.uses_database:
-            migration_execution = role("migrate-execution",
-                                       f"ECS starts {svc.name} migrations: its image, its logs, the master secret")
-            policies.append(aws.iam.RolePolicy(
-                f"{base}-migrate-execution-policy", role=migration_execution.id, name="start-tasks",
-                policy=start_tasks([*own_secrets, args.database.master_secret_arn]), opts=child))
-        if svc.uses_database or svc.uses_cache:
-            policies.append(aws.iam.RolePolicy(f"{base}-task-data", role=task_role.id, name="data-access",
-                                               policy=self._data_access(svc), opts=child))
-        if args.analytics is not None:
-            policies.append(aws.iam.RolePolicy(
-                f"{base}-task-events", role=task_role.id, name="put-events",
-                policy=args.analytics.stream_arn.apply(lambda arn: json.dumps(put_events_policy(arn))), opts=child))
-        if args.tracing:
-            policies.append(aws.iam.RolePolicy(f"{base}-task-tracing", role=task_role.id, name="xray-write",
-                                               policy=json.dumps(tracing_policy()), opts=child))
-        return _Roles(execution_role, task_role, migration_execution, policies)
-
-    def _data_access(self, svc: ServiceConfig) -> pulumi.Output[str]:
-        db, cache, region = self._args.database, self._args.cache, self._args.region
-        prefix = pulumi.Output.concat("arn:", self._partition, ":")
-        db_user = (pulumi.Output.concat(prefix, "rds-db:", region, ":", self._account, ":dbuser:",
-                                        db.resource_id, "/", db.app_username)
-                   if svc.uses_database else None)
-        cache_arns = [cache.replication_group_arn, cache.user_arn] if svc.uses_cache else []
-        return pulumi.Output.all(db_user, *cache_arns).apply(
-            lambda v: json.dumps(data_access_policy(db_user_arn=v[0], cache_arns=list(v[1:]))))
 
     def _task_definition(self, resource_name: str, family: str, svc: ServiceConfig,
                          containers: list[dict[str, Any]], execution_role: aws.iam.Role,
