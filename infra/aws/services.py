@@ -4,7 +4,8 @@ Per service: an ECR repository (built services only), a log group, least-privile
 task roles, the task definition (app container, plus an ADOT collector when tracing), a migration
 task definition when the service has a migrate command, a security group with the matching rules
 on the ALB, database and cache groups, a target group with its listener rules, and the service.
-The roles and their policies are built by `service_roles`, the container definitions by `containers`.
+The roles and their policies are built by `service_roles`, the security group and target groups by
+`service_network`, the container definitions by `containers`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from infra.aws import gateway as gateway_rules
 from infra.aws.containers import ADOT_CONTAINER, TMP_VOLUME, ContainerDefinitions
 from infra.aws.flags import FlagNames
 from infra.aws.monitoring import deployment_alarm_names
+from infra.aws.service_network import service_security_group, service_target_group
 from infra.aws.service_policies import (
     lifecycle_policy,
 )
@@ -31,9 +33,6 @@ from infra.aws.service_roles import service_roles
 from infra.config import BUILD_CACHE_TAG, DeploymentConfig, ServiceConfig, naming
 from infra.config.services import rule_priorities as route_priorities
 from infra.tags import with_name
-
-HTTPS = 443
-ANYWHERE = "0.0.0.0/0"
 
 # Listener rule priority = base + 10 * service index + route index: stable, unique, readable.
 
@@ -144,13 +143,6 @@ def rule_priorities(service_index: int, svc: ServiceConfig) -> list[int]:
     return route_priorities(service_index, len(svc.routes))
 
 
-def target_group_name(prefix: str, svc: ServiceConfig, alternate: bool = False) -> str:
-    """`<prefix>-<service>-<hash>`, at most 32 characters (infra/config/naming.py)."""
-    return naming.target_group_name(prefix, svc.name, svc.port, alternate)
-
-
-# --- the component -----------------------------------------------------------------------------
-
 class Services(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     cluster_arn: pulumi.Output[str]
@@ -252,10 +244,10 @@ class Services(pulumi.ComponentResource):
                 roles.migration_execution or execution_role, task_role,
             )
 
-        sg, sg_rules = self._security_group(base, full, svc)
-        target_group = self._target_group(base, svc)
+        sg, sg_rules = service_security_group(self, self._args, base, full, svc)
+        target_group = service_target_group(self, self._args, base, svc)
         shift = None if self._token is None else deployment.traffic_shift(
-            self, base, full, svc, primary=target_group, alternate=self._target_group(base, svc, alternate=True),
+            self, base, full, svc, primary=target_group, alternate=service_target_group(self, self._args, base, svc, alternate=True),
             listener_arn=args.gateway.listener_arn, priority=priorities[0],
             test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token,
             tags={**args.tags, **gateway_rules.auth_marker(svc.routes)},
@@ -393,80 +385,5 @@ class Services(pulumi.ComponentResource):
                 {} if svc.read_only_root_filesystem else {"writable-root-reason": svc.writable_root_reason or ""}),
             # Replaced revisions stay registered: break-glass rollback points services back at them.
             skip_destroy=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-
-    def _security_group(self, base: str, full: str, svc: ServiceConfig,
-                        ) -> tuple[aws.ec2.SecurityGroup, list[pulumi.Resource]]:
-        args = self._args
-        child = pulumi.ResourceOptions(parent=self)
-        # name_prefix: a replacement never collides with the group it replaces.
-        sg = aws.ec2.SecurityGroup(
-            f"{base}-sg",
-            name_prefix=f"{full}-",
-            description=f"{svc.name} tasks: from the ALB on {svc.port}; out to HTTPS and its data stores",
-            vpc_id=args.vpc_id,
-            tags=self._tags(full),
-            opts=child,
-        )
-        rules: list[pulumi.Resource] = [
-            aws.vpc.SecurityGroupIngressRule(
-                f"{base}-in-alb", security_group_id=sg.id, referenced_security_group_id=args.gateway.security_group_id,
-                ip_protocol="tcp", from_port=svc.port, to_port=svc.port,
-                description=f"ALB to {svc.name}", tags=self._tags(f"{full}-from-alb"), opts=child),
-            aws.vpc.SecurityGroupEgressRule(
-                f"{base}-alb-out", security_group_id=args.gateway.security_group_id, referenced_security_group_id=sg.id,
-                ip_protocol="tcp", from_port=svc.port, to_port=svc.port,
-                description=f"ALB to {svc.name}", tags=self._tags(f"alb-to-{full}"), opts=child),
-            # ECR, Secrets Manager, CloudWatch Logs and X-Ray are all HTTPS APIs (via NAT or
-            # VPC endpoints); so are the third-party APIs an application calls.
-            aws.vpc.SecurityGroupEgressRule(
-                f"{base}-out-https", security_group_id=sg.id, cidr_ipv4=ANYWHERE,
-                ip_protocol="tcp", from_port=HTTPS, to_port=HTTPS,
-                description="HTTPS to AWS APIs and the internet", tags=self._tags(f"{full}-https"), opts=child),
-        ]
-        stores = []
-        if svc.uses_database:
-            stores.append(("db", "database", args.database.security_group_id, args.database.port))
-        if svc.uses_cache:
-            stores.append(("cache", "cache", args.cache.security_group_id, args.cache.port))
-        for short, what, store_sg, port in stores:
-            rules += [
-                aws.vpc.SecurityGroupEgressRule(
-                    f"{base}-out-{short}", security_group_id=sg.id, referenced_security_group_id=store_sg,
-                    ip_protocol="tcp", from_port=port, to_port=port,
-                    description=f"{svc.name} to the {what}", tags=self._tags(f"{full}-to-{short}"), opts=child),
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{base}-{short}-in", security_group_id=store_sg, referenced_security_group_id=sg.id,
-                    ip_protocol="tcp", from_port=port, to_port=port,
-                    description=f"{svc.name} to the {what}", tags=self._tags(f"{short}-from-{full}"), opts=child),
-            ]
-        return sg, rules
-
-    def _target_group(self, base: str, svc: ServiceConfig, alternate: bool = False) -> aws.lb.TargetGroup:
-        check = svc.health_check
-        name = target_group_name(self._args.name_prefix, svc, alternate)
-        return aws.lb.TargetGroup(
-            f"{base}-tg-alt" if alternate else f"{base}-tg",
-            name=name,
-            target_type="ip",  # awsvpc tasks register by IP
-            protocol="HTTP",
-            port=svc.port,
-            vpc_id=self._args.vpc_id,
-            # The rollout floor is healthy_threshold x interval + deregistration_delay; AWS's
-            # defaults (5 x 30 s + 300 s) would make every deploy take 7.5 minutes.
-            deregistration_delay=check.deregistration_delay,
-            health_check={
-                "enabled": True,
-                "protocol": "HTTP",
-                "path": check.path,
-                "port": "traffic-port",
-                "interval": check.interval,
-                "timeout": check.timeout,
-                "healthy_threshold": check.healthy_threshold,
-                "unhealthy_threshold": check.unhealthy_threshold,
-                "matcher": "200-399",
-            },
-            tags=self._tags(name),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -16,13 +16,13 @@ import pulumi
 import pytest
 
 from infra.aws.containers import ADOT_CONTAINER
+from infra.aws.service_network import target_group_name
 from infra.aws.service_policies import XRAY_ACTIONS, ecr_repository_arn
 from infra.aws.services import (
     Services,
     ServicesArgs,
     capacity_strategy,
     rule_priorities,
-    target_group_name,
 )
 from infra.config import ConfigError, StackConfig, parse
 from infra.tags import base_tags
