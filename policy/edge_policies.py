@@ -30,7 +30,7 @@ INTERNET_FACING_REASON = "internet-facing-reason"
 TLS12_VIEWER_POLICIES = ("TLSv1.2_2018", "TLSv1.2_2019", "TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The tag the program puts on a listener rule whose service checks bearer tokens itself
-# (`auth_enforced_by: service`; infra/aws/gateway.py AUTH_ENFORCED_BY_TAG).
+# (`auth_enforced_by: service`; infra/aws/listener_rules.py AUTH_ENFORCED_BY_TAG).
 AUTH_ENFORCED_BY = "auth-enforced-by"
 
 

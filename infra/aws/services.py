@@ -21,9 +21,9 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra.aws import deployment
-from infra.aws import gateway as gateway_rules
 from infra.aws.containers import ADOT_CONTAINER, TMP_VOLUME, ContainerDefinitions
 from infra.aws.flags import FlagNames
+from infra.aws.listener_rules import TokenCheck, auth_marker, route_rules
 from infra.aws.monitoring import deployment_alarm_names
 from infra.aws.service_network import service_security_group, service_target_group
 from infra.aws.service_policies import (
@@ -250,15 +250,15 @@ class Services(pulumi.ComponentResource):
             self, base, full, svc, primary=target_group, alternate=service_target_group(self, self._args, base, svc, alternate=True),
             listener_arn=args.gateway.listener_arn, priority=priorities[0],
             test_priority=deployment.TEST_RULE_PRIORITY_BASE + index, token=self._token,
-            tags={**args.tags, **gateway_rules.auth_marker(svc.routes)},
+            tags={**args.tags, **auth_marker(svc.routes)},
             permissions_boundary_arn=args.permissions_boundary_arn)
-        token_check = None if args.auth is None else gateway_rules.TokenCheck(
+        token_check = None if args.auth is None else TokenCheck(
             issuer=args.auth.issuer, jwks_endpoint=args.auth.jwks_url,
             scopes=sorted({s for route in svc.routes for s in route.scopes}))
         listener_rules = shift.rules if shift else [
             rule
             for j, route in enumerate(svc.routes)
-            for rule in gateway_rules.route_rules(
+            for rule in route_rules(
                 self, f"{base}-rule-{j}", args.gateway.listener_arn, priorities[j], route, target_group.arn,
                 self._tags(f"{full}-{j}"), token_check)
         ]

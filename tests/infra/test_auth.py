@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.aws.gateway import AUTH_ENFORCED_BY_TAG, JWT_RULE_PRIORITY_OFFSET, READ_METHODS
+from infra.aws.listener_rules import AUTH_ENFORCED_BY_TAG, JWT_RULE_PRIORITY_OFFSET, READ_METHODS
 from ops.synth import SECRET, Synth, run
 
 POOL = "aws:cognito/userPool:UserPool"

@@ -106,7 +106,7 @@ def test_shipped_stacks_turned_public_or_unguarded_are_caught(synths) -> None:
 def test_the_write_auth_advisory_follows_the_stack_config(synths) -> None:
     import sys
 
-    from infra.aws.gateway import AUTH_ENFORCED_BY_TAG
+    from infra.aws.listener_rules import AUTH_ENFORCED_BY_TAG
 
     load_policies()  # puts the pack's modules (not a package) in sys.modules
     assert sys.modules["edge_policies"].AUTH_ENFORCED_BY == AUTH_ENFORCED_BY_TAG
